@@ -1,0 +1,1 @@
+"""Batched Particle-In-Cell solver of the 1D-1V Vlasov-Poisson system."""
