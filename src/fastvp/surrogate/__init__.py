@@ -1,0 +1,1 @@
+"""PDE-NHF: the Hamiltonian normalizing-flow surrogate of the PIC simulator."""
