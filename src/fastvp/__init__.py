@@ -1,9 +1,22 @@
 """fastvp: batched PIC for 1D Vlasov-Poisson and PDE-NHF, its Hamiltonian-flow surrogate."""
 
 from .config import PICConfig
+from .data import Dataset, generate_dataset, load_dataset
 from .initial import Batch, initial_conditions
+from .metrics import wasserstein_1d
 from .pic.simulate import Trajectory, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["PICConfig", "Batch", "initial_conditions", "Trajectory", "simulate", "__version__"]
+__all__ = [
+    "PICConfig",
+    "Batch",
+    "initial_conditions",
+    "Trajectory",
+    "simulate",
+    "Dataset",
+    "generate_dataset",
+    "load_dataset",
+    "wasserstein_1d",
+    "__version__",
+]
