@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -454,6 +455,70 @@ def _write_rows(fd: int, offset: int, array: np.ndarray) -> None:
         view, offset = view[written:], offset + written
 
 
+#: Seconds between two syncs of the written rows to disk (each followed by a progress
+#: record): a kill loses at most this much work; more often costs fsync time.
+SYNC_INTERVAL = 2.0
+
+
+class _Writer:
+    """Writes chunks of rows into the partial files from a background thread.
+
+    At most one chunk waits to be written while the next is simulated, so memory holds
+    two chunks. Every SYNC_INTERVAL seconds, and at close, the files are fsync'ed and only
+    then the written intervals are added to the progress file: progress never runs ahead
+    of the data on disk, even after a power loss.
+    """
+
+    def __init__(self, out: Path, plan: dict, progress_path: Path, done: list[list[int]]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.plan, self.progress_path, self.done = plan, progress_path, done
+        self.fds: dict[str, tuple[int, int, int]] = {}
+        for name in plan["files"]:
+            shape = _shape(plan, name)
+            path = out / (name + PARTIAL)
+            self.fds[name] = (os.open(path, os.O_WRONLY), _npy_offset(path, shape), 8 * shape[1])
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastvp-writer")
+        self.pending = None
+        self.unsynced: list[list[int]] = []
+        self.last_sync = time.monotonic()
+
+    def submit(self, lo: int, hi: int, rows: dict[str, np.ndarray]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._write, lo, hi, rows)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # raises here what the writer raised
+
+    def _write(self, lo: int, hi: int, rows: dict[str, np.ndarray]) -> None:
+        for name, array in rows.items():
+            fd, offset, row_bytes = self.fds[name]
+            _write_rows(fd, offset + lo * row_bytes, array)
+        self.unsynced.append([lo, hi])
+        if time.monotonic() - self.last_sync >= SYNC_INTERVAL:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self.unsynced:
+            for fd, _, _ in self.fds.values():
+                os.fsync(fd)
+            self.done = _merge(self.done + self.unsynced)
+            self.unsynced = []
+            _write_progress(self.progress_path, self.plan, self.done)
+        self.last_sync = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+            self._sync()
+        finally:
+            self.pool.shutdown()
+            for fd, _, _ in self.fds.values():
+                os.close(fd)
+
+
 def _check_flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -545,44 +610,36 @@ def generate_dataset(
         mine = chunks[rank::world]
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
-        my_progress = _rank_progress(out, rank)
         failed = None
-        fds: dict[str, tuple[int, int]] = {}
+        writer = None
         bar = None
         try:
             if mine:
-                for name in plan["files"]:
-                    path = out / (name + PARTIAL)
-                    offset = _npy_offset(path, _shape(plan, name))
-                    fds[name] = (os.open(path, os.O_WRONLY), offset)
+                writer = _Writer(out, plan, _rank_progress(out, rank), own)
             if progress and rank == 0:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=sum(hi - lo for lo, hi in mine), unit="ex", leave=False,
                            desc="simulate" if world == 1 else f"simulate (rank 0 of {world})")
-            row = 8 * config.n_particles
             for lo, hi in mine:
                 batch = initial_conditions(hi - lo, config=config, seed=seed, start=lo, device=dev)
                 traj = simulate(batch, config, kernels=kernels)
-                for i, step in enumerate(config.snapshot_steps):
-                    for var, x in (("Q", traj.q[i]), ("P", traj.p[i])):
-                        fd, offset = fds[_name(var, step)]
-                        _write_rows(fd, offset + lo * row, x.cpu().numpy())
-                cond = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
-                fd, offset = fds["Cond.npy"]
-                _write_rows(fd, offset + lo * 16, cond)
-                del batch, traj, cond
-                for fd, _ in fds.values():  # data on disk before the progress file says so
-                    os.fsync(fd)
-                own = _merge(own + [[lo, hi]])
-                _write_progress(my_progress, plan, own)
+                rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
+                        for var, x in (("Q", traj.q), ("P", traj.p))}
+                rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
+                del batch, traj
+                writer.submit(lo, hi, rows)  # written while the next chunk is simulated
+                del rows
                 if bar is not None:
                     bar.update(hi - lo)
         except BaseException as exc:  # noqa: B036 - re-raised below, after telling the other ranks
             failed = exc
         finally:
-            for fd, _ in fds.values():
-                os.close(fd)
+            if writer is not None:
+                try:
+                    writer.close()  # what was fully written is synced and recorded, even on failure
+                except BaseException as exc:  # noqa: B036
+                    failed = failed or exc
             if bar is not None:
                 bar.close()
         if distributed and dist.any_true(failed is not None) and failed is None:
