@@ -4,9 +4,10 @@ A folder holds one float64 ``.npy`` file per snapshot and variable, named by the
 number: ``Q00.npy, P00.npy, Q05.npy, P05.npy, ..., Q25.npy, P25.npy`` ([n, N]) and
 ``Cond.npy`` ([n, 2] = sigma_q, sigma_p). fastvp adds ``metadata.json`` (config, scheme,
 seed, version); folders without it (the official generator's) are read with the paper
-preset. Generation fills temporary files chunk by chunk, records its progress after each
-flushed chunk, and renames the files into place only when all are complete: a folder
-shows complete files or none, and a killed run resumes where it stopped with the same bytes.
+preset. Generation fills temporary files chunk by chunk, records its progress once the
+rows are synced to disk, and renames the files into place only when all are complete: a
+folder shows complete files or none, and a killed run resumes where it stopped with the
+same bytes, with any chunk size and any number of torch.distributed ranks.
 """
 
 from __future__ import annotations
