@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 
 SCHEMES = ("leapfrog", "official")
@@ -17,16 +18,16 @@ PAPER_SPLIT = (20000, 6384, 6384)
 
 
 def _positive(name: str, value, integer: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{name} must be an integer, got {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    if integer and int(value) != value:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
 def _finite(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 

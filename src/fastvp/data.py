@@ -4,16 +4,20 @@ A folder holds one float64 ``.npy`` file per snapshot and variable, named by the
 number: ``Q00.npy, P00.npy, Q05.npy, P05.npy, ..., Q25.npy, P25.npy`` ([n, N]) and
 ``Cond.npy`` ([n, 2] = sigma_q, sigma_p). fastvp adds ``metadata.json`` (config, scheme,
 seed, version); folders without it (the official generator's) are read with the paper
-preset. Generation fills temporary files chunk by chunk, records its progress after each
-flushed chunk, and renames the files into place only when all are complete: a folder
-shows complete files or none, and a killed run resumes where it stopped with the same bytes.
+preset. Generation fills temporary files chunk by chunk, records its progress once the
+rows are synced to disk, and renames the files into place only when all are complete: a
+folder shows complete files or none, and a killed run resumes where it stopped with the
+same bytes, with any chunk size and any number of torch.distributed ranks.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +145,7 @@ def load_dataset(path) -> Dataset:
         try:
             metadata = json.loads(meta_path.read_text())
             config = PICConfig.from_dict(metadata["config"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{str(meta_path)!r} is not a fastvp metadata file: {exc}") from exc
     else:
         metadata = {}
@@ -162,11 +166,17 @@ def load_dataset(path) -> Dataset:
     if meta_path.exists() and steps != config.snapshot_steps:
         raise ValueError(f"dataset folder {str(path)!r} holds steps {steps}, its metadata says "
                          f"{config.snapshot_steps}")
-    try:
-        cond = np.load(path / "Cond.npy", mmap_mode="r")
-        shapes = {_name(v, s): np.load(path / _name(v, s), mmap_mode="r").shape for s in steps for v in "QP"}
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array: {exc}") from exc
+    arrays = {}
+    for name in [_name(v, s) for s in steps for v in "QP"] + ["Cond.npy"]:
+        try:
+            arrays[name] = np.load(path / name, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
+                             "not a complete .npy file (truncated, or another format)") from exc
+    cond = arrays.pop("Cond.npy")
+    shapes = {k: a.shape for k, a in arrays.items()}
+    dtypes = {k: str(a.dtype) for k, a in list(arrays.items()) + [("Cond.npy", cond)]
+              if a.dtype.kind != "f"}
     if cond.ndim != 2 or cond.shape[1] != 2:
         raise ValueError(f"Cond.npy in {str(path)!r} must have shape [n, 2], got {cond.shape}")
     bad = {k: s for k, s in shapes.items() if len(s) != 2 or s[0] != cond.shape[0]}
@@ -174,12 +184,31 @@ def load_dataset(path) -> Dataset:
     bad.update({k: s for k, s in shapes.items() if s != ref})
     if bad:
         raise ValueError(f"arrays of {str(path)!r} disagree in shape: Cond.npy {cond.shape}, {bad}")
-    if not metadata and ref[1] != config.n_particles:
+    if cond.shape[0] == 0 or ref[1] == 0:
+        raise ValueError(f"dataset folder {str(path)!r} holds no examples or no particles: shape {ref}")
+    if dtypes:
+        raise ValueError(f"arrays of {str(path)!r} must hold floating-point numbers, got {dtypes}")
+    if metadata:
+        expected = (metadata.get("n_examples", cond.shape[0]), config.n_particles)
+        if ref != expected:
+            raise ValueError(f"arrays of {str(path)!r} have shape {ref}, its metadata says "
+                             f"(n_examples, n_particles) = {expected}")
+    elif ref[1] != config.n_particles:
         config = config.replace(n_particles=ref[1])
     return Dataset(path, config, steps, slice(0, cond.shape[0]), metadata)
 
 
 # ---------------------------------------------------------------------------- writing
+#
+# Layout of an unfinished folder: every array exists as ``NAME.npy.partial``, a complete
+# .npy file of its final size whose rows are filled chunk by chunk with positioned writes
+# (never memory-mapped, so the process holds one chunk, not the dataset); ``.progress.json``
+# holds the plan and the example intervals [lo, hi) already written and synced to disk
+# (rank 0's, and ``.progress.rank<r>.json`` those of rank r > 0 under torch.distributed).
+# When every example is written, rank 0 renames the partial files into place, writes
+# metadata.json, and removes the progress files last.
+
+_OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|metadata\.json|\.progress(?:\.rank\d+)?\.json)(?:\.partial)?")
 
 
 def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
@@ -197,6 +226,306 @@ def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
     }
 
 
+def _shape(plan: dict, name: str) -> tuple[int, int]:
+    n = plan["n_examples"]
+    return (n, 2) if name == "Cond.npy" else (n, plan["config"]["n_particles"])
+
+
+def _merge(intervals) -> list[list[int]]:
+    """Sorted, disjoint [lo, hi) intervals covering the same examples."""
+    out: list[list[int]] = []
+    for lo, hi in sorted((int(a), int(b)) for a, b in intervals if b > a):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def _count(intervals) -> int:
+    return sum(hi - lo for lo, hi in intervals)
+
+
+def _missing(done, n: int) -> list[tuple[int, int]]:
+    """The intervals of [0, n) not in `done` (merged)."""
+    gaps, at = [], 0
+    for lo, hi in done:
+        if lo > at:
+            gaps.append((at, lo))
+        at = max(at, hi)
+    if at < n:
+        gaps.append((at, n))
+    return gaps
+
+
+def _rank_progress(out: Path, rank: int) -> Path:
+    return out / PROGRESS if rank == 0 else out / f".progress.rank{rank}.json"
+
+
+def _read_progress(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+        plan, done = state["plan"], state["done"]
+        if isinstance(done, int):  # the first format: a prefix count
+            done = [[0, done]]
+        done = _merge((int(lo), int(hi)) for lo, hi in done)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"progress file {str(path)!r} is unreadable ({exc}): pass overwrite=True "
+                         "(--overwrite) to restart the generation") from exc
+    return {"plan": plan, "done": done}
+
+
+def _write_progress(path: Path, plan: dict, done) -> None:
+    _atomic_json(path, {"plan": plan, "done": done, "n_done": _count(done)})
+
+
+def _rank_files(out: Path) -> list[Path]:
+    return sorted(f for f in out.iterdir() if re.fullmatch(r"\.progress\.rank\d+\.json", f.name))
+
+
+def _gather_progress(out: Path, plan: dict) -> list[list[int]]:
+    """Union of the intervals recorded by all ranks (files of another plan are ignored)."""
+    done = _read_progress(out / PROGRESS)["done"]
+    for f in _rank_files(out):
+        try:
+            state = _read_progress(f)
+        except ValueError:
+            continue  # a rank killed mid-write leaves at worst a stale file: redo its chunks
+        if state["plan"] == plan:
+            done = _merge(done + state["done"])
+    return done
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _npy_offset(path: Path, shape: tuple[int, int]) -> int:
+    """Byte offset of the data of a float64 C-order .npy file of `shape`; ValueError if not one."""
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                got, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                got, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        except ValueError as exc:
+            raise ValueError(f"{path.name} is not a .npy file: {exc}") from exc
+        offset = fh.tell()
+    if got != shape or fortran or dtype != np.dtype("<f8"):
+        raise ValueError(f"{path.name} holds {dtype} {got}, expected float64 {shape}")
+    size = path.stat().st_size
+    if size != offset + 8 * shape[0] * shape[1]:
+        raise ValueError(f"{path.name} has {size} bytes, expected {offset + 8 * shape[0] * shape[1]}")
+    return offset
+
+
+def _create_npy(path: Path, shape: tuple[int, int]) -> None:
+    """An .npy file of float64 zeros of `shape`, allocated sparsely (no data written)."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        fh.truncate(fh.tell() + 8 * shape[0] * shape[1])
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _wipe(out: Path) -> None:
+    """Remove dataset files and leftovers of fastvp from `out`; other files are kept."""
+    if out.is_dir():
+        for f in out.iterdir():
+            if _OURS.fullmatch(f.name) and f.is_file():
+                f.unlink()
+
+
+def _start(out: Path, plan: dict) -> None:
+    need = sum(8 * np.prod(_shape(plan, name)) for name in plan["files"])
+    free = shutil.disk_usage(_existing_parent(out)).free
+    if need > free:
+        raise OSError(errno.ENOSPC, f"out_dir {str(out)!r}: the dataset needs {need / 1e9:.2f} GB, "
+                      f"only {free / 1e9:.2f} GB are free")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_progress(out / PROGRESS, plan, [])  # first: from here on the folder reads as unfinished
+    for name in plan["files"]:
+        _create_npy(out / (name + PARTIAL), _shape(plan, name))
+    _fsync_dir(out)
+
+
+def _complete(out: Path, plan: dict) -> bool:
+    try:
+        meta = json.loads((out / METADATA).read_text())
+        if meta != {k: v for k, v in plan.items() if k != "files"}:
+            return False
+        load_dataset(out)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _prepare(out: Path, plan: dict, resume: bool, overwrite: bool) -> list[list[int]] | None:
+    """Rank 0: check the folder and get it ready. Returns the intervals already written, or
+    None when `out` already holds this very dataset (resume of a finished run)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+    progress_path = out / PROGRESS
+    if progress_path.exists():
+        try:
+            state = _read_progress(progress_path)
+        except ValueError:
+            if not overwrite:
+                raise
+            state = None
+        if state is not None and resume and state["plan"] == plan:
+            done = _gather_progress(out, plan)
+            if _missing(done, plan["n_examples"]):
+                try:
+                    for name in plan["files"]:
+                        _npy_offset(out / (name + PARTIAL), _shape(plan, name))
+                except (OSError, ValueError) as exc:
+                    if done and not overwrite:
+                        raise ValueError(f"out_dir {str(out)!r} holds an unfinished generation whose "
+                                         f"files are damaged ({exc}): pass overwrite=True "
+                                         "(--overwrite) to restart it") from exc
+                    _wipe(out)
+                    _start(out, plan)
+                    return []
+            _write_progress(progress_path, plan, done)
+            for f in _rank_files(out):
+                f.unlink()
+            return done
+        if not overwrite:
+            if not resume:
+                raise ValueError(f"out_dir {str(out)!r} holds an unfinished generation: pass resume=True "
+                                 "(--resume) to continue it or overwrite=True (--overwrite) to restart")
+            raise ValueError(f"out_dir {str(out)!r} holds an unfinished generation of other settings "
+                             f"(n_examples, seed, config or version): resume it with the same ones, "
+                             "or pass overwrite=True (--overwrite) to restart")
+        _wipe(out)
+    elif out.is_dir():
+        entries = list(out.iterdir())
+        if entries and all(_OURS.fullmatch(f.name) and f.name.endswith(PARTIAL) for f in entries):
+            _wipe(out)  # killed while writing the very first progress file
+        elif entries:
+            if resume and _complete(out, plan):
+                return None
+            if not overwrite:
+                raise ValueError(f"out_dir {str(out)!r} already holds data ({len(entries)} entries, e.g. "
+                                 f"{sorted(f.name for f in entries)[:3]}): pass overwrite=True "
+                                 "(--overwrite) to replace it")
+            _wipe(out)
+    _start(out, plan)
+    return []
+
+
+def _finish(out: Path, plan: dict) -> None:
+    """Rank 0, once every rank is done: rename the partial files into place."""
+    n = plan["n_examples"]
+    done = _gather_progress(out, plan)
+    if _missing(done, n):
+        raise RuntimeError(f"examples {_missing(done, n)} of {str(out)!r} were not written")
+    _write_progress(out / PROGRESS, plan, done)
+    for f in _rank_files(out):
+        f.unlink()
+    for name in plan["files"]:  # idempotent: a run killed while renaming resumes here
+        if (out / (name + PARTIAL)).exists():
+            os.replace(out / (name + PARTIAL), out / name)
+    _fsync_dir(out)
+    _atomic_json(out / METADATA, {k: v for k, v in plan.items() if k != "files"})
+    (out / PROGRESS).unlink()
+    _fsync_dir(out)
+
+
+def _write_rows(fd: int, offset: int, array: np.ndarray) -> None:
+    """Write all bytes of `array` at byte `offset` of the open file `fd`."""
+    view = memoryview(np.ascontiguousarray(array)).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+#: Seconds between two syncs of the written rows to disk (each followed by a progress
+#: record): a kill loses at most this much work; more often costs fsync time.
+SYNC_INTERVAL = 2.0
+
+
+class _Writer:
+    """Writes chunks of rows into the partial files from a background thread.
+
+    At most one chunk waits to be written while the next is simulated, so memory holds
+    two chunks. Every SYNC_INTERVAL seconds, and at close, the files are fsync'ed and only
+    then the written intervals are added to the progress file: progress never runs ahead
+    of the data on disk, even after a power loss.
+    """
+
+    def __init__(self, out: Path, plan: dict, progress_path: Path, done: list[list[int]]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.plan, self.progress_path, self.done = plan, progress_path, done
+        self.fds: dict[str, tuple[int, int, int]] = {}
+        for name in plan["files"]:
+            shape = _shape(plan, name)
+            path = out / (name + PARTIAL)
+            self.fds[name] = (os.open(path, os.O_WRONLY), _npy_offset(path, shape), 8 * shape[1])
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastvp-writer")
+        self.pending = None
+        self.unsynced: list[list[int]] = []
+        self.last_sync = time.monotonic()
+
+    def submit(self, lo: int, hi: int, rows: dict[str, np.ndarray]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._write, lo, hi, rows)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # raises here what the writer raised
+
+    def _write(self, lo: int, hi: int, rows: dict[str, np.ndarray]) -> None:
+        for name, array in rows.items():
+            fd, offset, row_bytes = self.fds[name]
+            _write_rows(fd, offset + lo * row_bytes, array)
+        self.unsynced.append([lo, hi])
+        if time.monotonic() - self.last_sync >= SYNC_INTERVAL:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self.unsynced:
+            for fd, _, _ in self.fds.values():
+                os.fsync(fd)
+            self.done = _merge(self.done + self.unsynced)
+            self.unsynced = []
+            _write_progress(self.progress_path, self.plan, self.done)
+        self.last_sync = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+            self._sync()
+        finally:
+            self.pool.shutdown()
+            for fd, _, _ in self.fds.values():
+                os.close(fd)
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def generate_dataset(
     out_dir,
     n_examples: int = 32768,
@@ -209,17 +538,33 @@ def generate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     kernels: str | None = None,
+    distributed: bool | None = None,
 ) -> Dataset:
     """Simulate `n_examples` paper-style examples and write them as a dataset folder.
 
     Writes Q00.npy, P00.npy, ..., Cond.npy (float64, the official layout) and metadata.json.
-    Simulation runs in float64 on `device`, `chunk_size` examples at a time (memory stays
-    bounded); example i is the same whatever the chunking. `resume=True` continues an
-    interrupted generation; `overwrite=True` replaces an existing dataset.
+    Simulation runs in float64 on `device` (cpu by default), `chunk_size` examples at a time
+    (default 4096): the process holds one chunk, never the dataset. Example i is the same,
+    byte for byte, whatever the chunking, the number of processes, or the interruptions.
+
+    Files appear complete or not at all: until the end they are ``*.partial`` files beside
+    ``.progress.json``. `resume=True` continues an interrupted generation (or returns a
+    finished one with the same settings); `overwrite=True` replaces the dataset files found
+    in `out_dir` (other files there are left alone). Without either, a folder that already
+    holds data is refused (ValueError) and left untouched.
+
+    distributed: shard examples over the processes of torch.distributed (launched by
+    torchrun: each rank simulates its own chunks and writes its rows of the shared files,
+    rank 0 renames them after all are done; `out_dir` must be on a filesystem all ranks
+    share). None: whenever a process group exists or WORLD_SIZE > 1. The result is the same
+    dataset as a single-process run. With device="cuda", rank r uses cuda:LOCAL_RANK.
     """
+    from . import distributed as dist
+    from .backend import KERNEL_CHOICES, use_triton
     from .initial import initial_conditions
     from .pic.simulate import simulate
 
+    # Every argument is checked before anything touches the disk.
     config = config or PICConfig()
     if not isinstance(config, PICConfig):
         raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
@@ -227,83 +572,87 @@ def generate_dataset(
         raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size < 1):
+    if chunk_size is not None and (isinstance(chunk_size, bool)
+                                   or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    n_examples, seed = int(n_examples), int(seed)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
-    plan = _plan(n_examples, config, seed)
-    progress_path = out / PROGRESS
-
-    done = 0
-    if progress_path.exists():
-        if not resume and not overwrite:
-            raise ValueError(f"out_dir {str(out)!r} holds an unfinished generation: pass resume=True "
-                             "(--resume) to continue it or overwrite=True (--overwrite) to restart")
-        if resume:
-            state = json.loads(progress_path.read_text())
-            if state["plan"] != plan:
-                raise ValueError(f"out_dir {str(out)!r} holds an unfinished generation of other "
-                                 "settings: resume it with the same ones, or pass overwrite=True")
-            done = int(state["done"])
-    elif out.is_dir() and any(out.iterdir()):
-        if resume and not overwrite and (out / METADATA).exists():
-            meta = json.loads((out / METADATA).read_text())
-            if meta == {k: v for k, v in plan.items() if k != "files"}:
-                return load_dataset(out)  # already complete
-        if not overwrite:
-            raise ValueError(f"out_dir {str(out)!r} already holds data: pass overwrite=True "
-                             "(--overwrite) to replace it")
-    if overwrite and done == 0:
-        for name in plan["files"] + [METADATA, PROGRESS]:
-            for f in (out / name, out / (name + PARTIAL)):
-                if f.exists():
-                    f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-    if not done:
-        _atomic_json(progress_path, {"plan": plan, "done": 0})
-    n = config.n_particles
-    arrays = {}
-    if done < n_examples:
-        for name in plan["files"]:
-            shape = (n_examples, 2) if name == "Cond.npy" else (n_examples, n)
-            arrays[name] = np.lib.format.open_memmap(out / (name + PARTIAL), mode="r+" if done else "w+",
-                                                     dtype=np.float64, shape=shape)
-
+    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
+        raise ValueError(f"out_dir must be a path, got {out_dir!r}")
+    resume = _check_flag("resume", resume)
+    overwrite = _check_flag("overwrite", overwrite)
+    if distributed is not None:
+        distributed = _check_flag("distributed", distributed)
+    if kernels is not None and kernels not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
     dev = resolve_device(device) if device is not None else torch.device("cpu")
-    chunk = chunk_size or 4096
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    use_triton(torch.empty(0, device=dev), kernels)  # raises now if the kernels cannot run there
+    n_examples, seed = int(n_examples), int(seed)
+    chunk = int(chunk_size or 4096)
+    out = Path(out_dir)
+    plan = _plan(n_examples, config, seed)
 
-        bar = tqdm(total=n_examples, initial=done, unit="ex", desc="simulate", leave=False)
+    if distributed is None:
+        distributed = dist.is_initialized() or dist.launched()
+    created_group = distributed and not dist.is_initialized()
+    if distributed:
+        dist.init()
+        if device is not None:
+            dev = dist.device(dev)
+    rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
     try:
-        for lo in range(done, n_examples, chunk):
-            hi = min(n_examples, lo + chunk)
-            batch = initial_conditions(hi - lo, config=config, seed=seed, start=lo, device=dev)
-            traj = simulate(batch, config, kernels=kernels)
-            for i, step in enumerate(config.snapshot_steps):
-                arrays[_name("Q", step)][lo:hi] = traj.q[i].cpu().numpy()
-                arrays[_name("P", step)][lo:hi] = traj.p[i].cpu().numpy()
-            arrays["Cond.npy"][lo:hi, 0] = batch.sigma_q.cpu().numpy()
-            arrays["Cond.npy"][lo:hi, 1] = batch.sigma_p.cpu().numpy()
-            for a in arrays.values():
-                a.flush()
-            _atomic_json(progress_path, {"plan": plan, "done": hi})
+        if distributed:
+            done = dist.on_main(lambda: _prepare(out, plan, resume, overwrite))
+        else:
+            done = _prepare(out, plan, resume, overwrite)
+        if done is None:
+            return load_dataset(out)
+
+        chunks = [(lo, min(hi, lo + chunk)) for a, hi in _missing(done, n_examples)
+                  for lo in range(a, hi, chunk)]
+        mine = chunks[rank::world]
+        # rank 0 keeps the intervals found at the start in the main progress file
+        own = [list(iv) for iv in done] if rank == 0 else []
+        failed = None
+        writer = None
+        bar = None
+        try:
+            if mine:
+                writer = _Writer(out, plan, _rank_progress(out, rank), own)
+            if progress and rank == 0:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=sum(hi - lo for lo, hi in mine), unit="ex", leave=False,
+                           desc="simulate" if world == 1 else f"simulate (rank 0 of {world})")
+            for lo, hi in mine:
+                batch = initial_conditions(hi - lo, config=config, seed=seed, start=lo, device=dev)
+                traj = simulate(batch, config, kernels=kernels)
+                rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
+                        for var, x in (("Q", traj.q), ("P", traj.p))}
+                rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
+                del batch, traj
+                writer.submit(lo, hi, rows)  # written while the next chunk is simulated
+                del rows
+                if bar is not None:
+                    bar.update(hi - lo)
+        except BaseException as exc:  # noqa: B036 - re-raised below, after telling the other ranks
+            failed = exc
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()  # what was fully written is synced and recorded, even on failure
+                except BaseException as exc:  # noqa: B036
+                    failed = failed or exc
             if bar is not None:
-                bar.update(hi - lo)
+                bar.close()
+        if distributed and dist.any_true(failed is not None) and failed is None:
+            raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
+                               "kept: run again with resume=True (--resume)")
+        if failed is not None:
+            raise failed
+        if distributed:
+            dist.on_main(lambda: _finish(out, plan))
+        else:
+            _finish(out, plan)
+        return load_dataset(out)
     finally:
-        if bar is not None:
-            bar.close()
-    for a in arrays.values():
-        a.flush()
-    del arrays
-    for name in plan["files"]:  # idempotent: a run killed while renaming resumes here
-        if (out / (name + PARTIAL)).exists():
-            os.replace(out / (name + PARTIAL), out / name)
-    _atomic_json(out / METADATA, {k: v for k, v in plan.items() if k != "files"})
-    progress_path.unlink()
-    return load_dataset(out)
+        if created_group:
+            dist.shutdown()
