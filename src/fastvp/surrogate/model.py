@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -56,58 +55,79 @@ def _block_size(q: torch.Tensor, hidden: int) -> int:
     return max(1, limit // max(1, q.shape[1] * hidden))
 
 
-def _sig(z: torch.Tensor, clip: bool = True) -> torch.Tensor:
-    """softplus'(z) as torch's Softplus has it: 1 above its threshold (skipped if not clip)."""
-    sig = torch.sigmoid(z)
-    return torch.where(z > SOFTPLUS_THRESHOLD, 1.0, sig) if clip else sig
+def _sig(z: torch.Tensor) -> torch.Tensor:
+    """softplus'(z) as torch's Softplus has it: 1 above its threshold."""
+    return torch.where(z > SOFTPLUS_THRESHOLD, 1.0, torch.sigmoid(z))
 
 
-def _sig_prime(sig: torch.Tensor, z: torch.Tensor, clip: bool = True) -> torch.Tensor:
+def _sig_prime(sig: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """softplus''(z) = sigma (1 - sigma): 0 above the threshold, where Softplus is linear."""
-    dsig = torch.addcmul(sig, sig, sig, value=-1.0)
-    return torch.where(z > SOFTPLUS_THRESHOLD, 0.0, dsig) if clip else dsig
+    return torch.where(z > SOFTPLUS_THRESHOLD, 0.0, sig - sig * sig)
 
 
 def _over_threshold(y: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> bool:
-    """Whether some z_ik = w1_k y_i + b1_k exceeds the threshold, from the extremes of y alone.
+    """Whether some z_ik = w1_k y_i + b1_k exceeds the Softplus threshold.
 
     z is affine in y_i, so its maximum over particles is at min y or max y: an [b, H]
-    check instead of an [b, N, H] one. When false, the threshold masks can be skipped.
+    check instead of an [b, N, H] one. When false, the threshold masks are skipped.
     """
     lo, hi = y.aminmax(dim=1)
     zmax = torch.maximum(lo[:, None] * w1, hi[:, None] * w1) + b1
     return bool((zmax > SOFTPLUS_THRESHOLD).any())
 
 
-def _grad_block(y, w1, b1, W2, b2, W3, b3, w4):
+def _complement(y, w1, b1, clip: bool):
+    """m = 1 - sigma(z) = sigma(-z) [b, N, H], and z itself where the threshold is crossed.
+
+    Working with m rather than sigma(z) saves a transcendental pass: softplus(z) =
+    -log m, and sum_k sigma_ik x_k = sum_k x_k - sum_k m_ik x_k, whose first term is
+    the same for every particle and cancels in the centred gradient. Above torch's
+    threshold Softplus is the identity: m = 0 there (sigma = 1), softplus = z.
+    """
+    zneg = torch.addcmul(-b1, y[:, :, None], w1, value=-1.0)       # -z
+    m = torch.sigmoid(zneg)
+    if clip:
+        m = torch.where(zneg < -SOFTPLUS_THRESHOLD, 0.0, m)
+    return m, (zneg if clip else None)
+
+
+def _rowdot(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_k m_ik x_k: [b, N, H] x [b, H] -> [b, N]."""
+    return torch.bmm(m, x[:, :, None])[..., 0]
+
+
+def _grad_block(y, w1, b1, W2, b2, W3, b3, w4, clip: bool):
     """Forward of one block: F [b, N] and the [b, H] vectors the backward needs."""
     n = y.shape[1]
-    z = torch.addcmul(b1, y[:, :, None], w1)                      # [b, N, H]
-    S = F.softplus(z).sum(dim=1)                                  # [b, H]
+    m, zneg = _complement(y, w1, b1, clip)                        # [b, N, H]
+    sp = torch.log(m).neg_()                                      # softplus(z)
+    if zneg is not None:
+        sp = torch.where(zneg < -SOFTPLUS_THRESHOLD, -zneg, sp)
+    S = sp.sum(dim=1)                                             # [b, H]
     s = torch.addmm(b2 * n, S, W2.T)
     r = torch.addmm(b3, s, W3.T)
     tau = _sig(r)
     g = (tau * w4) @ W3
     c = g @ W2
     u = c * w1
-    G = torch.bmm(_sig(z, _over_threshold(y, w1, b1)), u[:, :, None])[..., 0]   # [b, N]
-    return G - G.mean(dim=1, keepdim=True), (S, s, r, tau, g, c, u)
+    mG = _rowdot(m, u)                                            # G = sum(u) - mG
+    return mG.mean(dim=1, keepdim=True) - mG, (S, s, r, tau, g, c, u)
 
 
-def _grad_block_backward(v, y, saved, w1, b1, W2, W3, w4):
+def _grad_block_backward(v, y, saved, w1, b1, W2, W3, w4, clip: bool):
     """VJP of one block with v [b, N]: dq [b, N] and the per-block parameter gradients."""
     S, s, r, tau, g, c, u = saved
     n = y.shape[1]
     vb = v - v.mean(dim=1, keepdim=True)
-    z = torch.addcmul(b1, y[:, :, None], w1)                      # recomputed, [b, N, H]
-    clip = _over_threshold(y, w1, b1)
-    sig = _sig(z, clip)
-    dsig = _sig_prime(sig, z, clip)
-    ones = torch.ones_like(vb)
-    # sigma^T [vb, y, 1] and sigma'^T [vb y, vb]: all the contractions over particles
-    M = torch.bmm(sig.transpose(1, 2), torch.stack((vb, y, ones), dim=2))     # [b, H, 3]
-    Md = torch.bmm(dsig.transpose(1, 2), torch.stack((vb * y, vb), dim=2))    # [b, H, 2]
-    A = M[..., 0]
+    m, zneg = _complement(y, w1, b1, clip)                        # recomputed, [b, N, H]
+    dsig = torch.addcmul(m, m, m, value=-1.0)                     # sigma' = m (1 - m)
+    if zneg is not None:
+        dsig = torch.where(zneg < -SOFTPLUS_THRESHOLD, 0.0, dsig)
+    # contractions over particles, with sigma = 1 - m: sigma^T x = sum_i x_i - m^T x
+    X = torch.stack((vb, y, torch.ones_like(vb)), dim=1)          # [b, 3, N]
+    M = X.sum(dim=2)[:, :, None] - torch.bmm(X, m)                # sigma^T [vb, y, 1]: [b, 3, H]
+    Md = torch.bmm(torch.stack((vb * y, vb), dim=1), dsig)        # sigma'^T [vb y, vb]: [b, 2, H]
+    A = M[:, 0]
     cb = A * w1
     gb = cb @ W2.T
     e = gb @ W3.T
@@ -115,11 +135,10 @@ def _grad_block_backward(v, y, saved, w1, b1, W2, W3, w4):
     rb = e * w4 * _sig_prime(_sig(r), r)
     sb = rb @ W3
     Sb = sb @ W2
-    yb = (vb * torch.bmm(dsig, (u * w1)[:, :, None])[..., 0]
-          + torch.bmm(sig, (Sb * w1)[:, :, None])[..., 0])
+    yb = vb * _rowdot(dsig, u * w1) - _rowdot(m, Sb * w1)         # + a constant, cancelled
     dq = yb - yb.mean(dim=1, keepdim=True)
-    dw1 = (A * c + u * Md[..., 0] + Sb * M[..., 1]).sum(0)
-    db1 = (u * Md[..., 1] + Sb * M[..., 2]).sum(0)
+    dw1 = (A * c + u * Md[:, 0] + Sb * M[:, 1]).sum(0)
+    db1 = (u * Md[:, 1] + Sb * M[:, 2]).sum(0)
     dW2 = g.T @ cb + sb.T @ S
     db2 = n * sb.sum(0)
     dW3 = tw4.T @ gb + rb.T @ s
@@ -128,21 +147,36 @@ def _grad_block_backward(v, y, saved, w1, b1, W2, W3, w4):
     return dq, (dw1, db1, dW2, db2, dW3, db3, dw4)
 
 
+_COMPILED: dict[str, object] = {}
+
+
+def _kernels(compile: bool):
+    """(forward, backward) of one block: eager, or fused by torch.compile (built once)."""
+    if not compile:
+        return _grad_block, _grad_block_backward
+    if not _COMPILED:
+        _COMPILED["forward"] = torch.compile(_grad_block, dynamic=False)
+        _COMPILED["backward"] = torch.compile(_grad_block_backward, dynamic=False)
+    return _COMPILED["forward"], _COMPILED["backward"]
+
+
 class _DeepSetGrad(torch.autograd.Function):
     """dV/dq of the Deep Set with the hand-derived backward of the module docstring."""
 
     @staticmethod
-    def forward(ctx, q, w1, b1, W2, b2, W3, b3, w4):
+    def forward(ctx, compile, q, w1, b1, W2, b2, W3, b3, w4):
         y = q - q.mean(dim=1, keepdim=True)
         size = _block_size(q, w1.shape[0])
+        clip = _over_threshold(y, w1, b1)
+        block = _kernels(compile)[0]
         out, saved = [], []
         for i in range(0, q.shape[0], size):
-            f, sv = _grad_block(y[i:i + size], w1, b1, W2, b2, W3, b3, w4)
+            f, sv = block(y[i:i + size], w1, b1, W2, b2, W3, b3, w4, clip)
             out.append(f)
             saved.append(sv)
         keep = [torch.cat(t) for t in zip(*saved, strict=True)]
         ctx.save_for_backward(y, w1, b1, W2, W3, w4, *keep)
-        ctx.size = size
+        ctx.size, ctx.clip, ctx.compile = size, clip, compile
         return out[0] if len(out) == 1 else torch.cat(out)
 
     @staticmethod
@@ -150,25 +184,27 @@ class _DeepSetGrad(torch.autograd.Function):
     def backward(ctx, v):
         y, w1, b1, W2, W3, w4, *keep = ctx.saved_tensors
         size = ctx.size
+        block = _kernels(ctx.compile)[1]
         dqs, total = [], None
         for i in range(0, y.shape[0], size):
             sl = slice(i, i + size)
-            dq, grads = _grad_block_backward(v[sl], y[sl], [k[sl] for k in keep],
-                                             w1, b1, W2, W3, w4)
+            dq, grads = block(v[sl].contiguous(), y[sl], [k[sl] for k in keep],
+                              w1, b1, W2, W3, w4, ctx.clip)
             dqs.append(dq)
             total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
         dq = dqs[0] if len(dqs) == 1 else torch.cat(dqs)
-        return (dq, *total)
+        return (None, dq, *total)
 
 
-def deepset_grad(net: DeepSet, q: torch.Tensor) -> torch.Tensor:
+def deepset_grad(net: DeepSet, q: torch.Tensor, compile: bool = False) -> torch.Tensor:
     """dV/dq [B, N] of ``net``, differentiable once in q and in the parameters (fast backward).
 
     Same values as ``net.grad(q)``; its backward costs about two forward evaluations and
-    stores no [B, N, H] intermediates. Not differentiable twice.
+    stores no [B, N, H] intermediates. Not differentiable twice. compile=True fuses the
+    [b, N, H] work of each block with torch.compile (the first call compiles).
     """
     w1, b1, W2, b2, W3, b3, w4, _ = net.weights()
-    return _DeepSetGrad.apply(q, w1, b1, W2, b2, W3, b3, w4)
+    return _DeepSetGrad.apply(compile, q, w1, b1, W2, b2, W3, b3, w4)
 
 
 # ---------------------------------------------------------------------------- the model
