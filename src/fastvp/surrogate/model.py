@@ -42,7 +42,7 @@ from ..config import PICConfig
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
 from ..pic.simulate import Trajectory
 from .flow import integrate, leapfrog
-from .potential import SOFTPLUS_THRESHOLD, DeepSet
+from .potential import SOFTPLUS_THRESHOLD, DeepSet, grad_autograd
 
 #: Examples per block of the [b, N, H] work: a block stays in the CPU's caches.
 CPU_BLOCK_ELEMENTS = 2**18
@@ -222,6 +222,7 @@ def state_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
 
 
 FORMAT = "fastvp-surrogate/1"
+PULLBACK_METHODS = ("fast", "compiled", "autograd")
 WEIGHTS_PACKAGE = "fastvp"
 
 
@@ -360,14 +361,31 @@ class Surrogate(nn.Module):
             p=torch.stack([s[1] for s in states]),
         )
 
-    def pullback(self, q, p, t: float, steps: int | None = None):
-        """Flow_{-t}(q, p): K steps of dt = -t / K; differentiable once (fast backward)."""
+    def pullback(self, q: torch.Tensor, p: torch.Tensor, t: float, steps: int | None = None,
+                 method: str = "fast") -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow_{-t}(q, p): K steps of dt = -t / K, q, p [B, N] in the model's dtype/device.
+
+        With gradients enabled, differentiable (once) in q, p and the parameters:
+        method "fast" uses ``deepset_grad`` (hand-derived backward), "compiled" the same
+        fused by torch.compile, "autograd" differentiates autograd's dV/dq again through
+        every step (the authors' way; the reference of the tests and benchmark).
+        Without gradients, the no-grad integrator ``flow.integrate`` runs.
+        """
         K = self.steps if steps is None else _check_steps(steps)
+        if method not in PULLBACK_METHODS:
+            raise ValueError(f"method must be one of {PULLBACK_METHODS}, got {method!r}")
         if t == 0.0:
             return q, p
-        if torch.is_grad_enabled():
-            return leapfrog(q, p, lambda x: deepset_grad(self.V_net, x), self.a[0] ** 2, -t / K, K)
-        return integrate(self.V_net, self.a[0] ** 2, q, p, -t / K, K)
+        a2 = self.a[0] ** 2
+        if not torch.is_grad_enabled():
+            return integrate(self.V_net, a2, q, p, -t / K, K)
+        if method == "autograd":
+            def grad(x):
+                return grad_autograd(self.V_net, x, create_graph=True)
+        else:
+            def grad(x):
+                return deepset_grad(self.V_net, x, compile=method == "compiled")
+        return leapfrog(q, p, grad, a2, -t / K, K)
 
     def log_prob(self, q, p, batch, t: float = 1.0, steps: int | None = None) -> torch.Tensor:
         """log p_t(q, p) = log N(Flow_{-t}(q, p); mu, sigma): [B] summed over the particles.
