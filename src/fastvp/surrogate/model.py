@@ -339,6 +339,8 @@ class Surrogate(nn.Module):
         if batch is None and (isinstance(n_examples, bool) or not isinstance(n_examples, int)
                               or n_examples < 1):
             raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
+        if isinstance(t, (str, bytes)):
+            raise ValueError(f"t must be a number or a sequence of numbers, got {t!r}")
         sequence = not isinstance(t, (int, float, np.number)) and not (
             isinstance(t, torch.Tensor) and t.dim() == 0)
         if sequence:
