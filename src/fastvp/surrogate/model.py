@@ -518,6 +518,9 @@ class Surrogate(nn.Module):
             raise ValueError(f"{source!r} holds an invalid config: {exc}") from exc
         model = cls(config, steps=steps, hidden=w.shape[0])
         dtype = dtype or state["a"].dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{source!r} holds {dtype} weights: fastvp models are float32 or "
+                             "float64")
         model.to(dtype=dtype)
         model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
         return model

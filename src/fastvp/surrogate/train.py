@@ -31,6 +31,8 @@ SCHEDULES = ("constant", "cosine")
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.safetensors"
 HISTORY = "history.json"
+#: Settings that may change when a run is resumed (the others must match the checkpoint).
+RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "val_examples")
 
 
 @dataclass
@@ -174,7 +176,7 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
     saved = dict(ck["config"])
     now = config.to_dict()
     differ = {k: (saved.get(k), v) for k, v in now.items()
-              if k not in ("epochs", "device", "max_bad_steps") and saved.get(k) != v}
+              if k not in RESUMABLE and saved.get(k) != v}
     if differ:
         raise ValueError(f"resume with the settings of the checkpoint {str(path)!r}: "
                          f"(saved, given) differ for {differ}")
