@@ -32,6 +32,9 @@ CASES = [(3, 37, 24, 1.0), (2, 256, 256, 1.0), (4, 19, 7, 3.0), (1, 1, 5, 1.0)]
 @pytest.mark.parametrize("B,N,H,scale", CASES)
 def test_closed_form_grad_equals_autograd(B, N, H, scale):
     net, q = random_net(H, scale=scale), random_q(B, N)
+    w1, b1 = net.weights()[:2]
+    crossed = bool(((q - q.mean(1, keepdim=True))[..., None] * w1 + b1 > 20).any())
+    assert crossed == (scale > 1)  # the threshold branch is exercised where meant
     assert rel(net.grad(q), grad_autograd(net, q)) < 1e-10
     assert rel(deepset_grad(net, q), grad_autograd(net, q)) < 1e-10
 
