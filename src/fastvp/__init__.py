@@ -5,6 +5,8 @@ from .data import Dataset, generate_dataset, load_dataset
 from .initial import Batch, initial_conditions
 from .metrics import wasserstein_1d
 from .pic.simulate import Trajectory, simulate
+from .surrogate.model import Surrogate
+from .surrogate.train import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -17,6 +19,9 @@ __all__ = [
     "Dataset",
     "generate_dataset",
     "load_dataset",
+    "Surrogate",
+    "TrainConfig",
+    "train",
     "wasserstein_1d",
     "__version__",
 ]

@@ -1,0 +1,346 @@
+"""Training PDE-NHF by maximum likelihood of the pulled-back initial state.
+
+Each example's final state (q_T, p_T) is pulled back with K leapfrog steps of dt = -T/K,
+and the loss is the negative log-likelihood of the result under the example's initial
+Gaussians (the forward KL up to a constant; exact because the flow preserves volume):
+
+    loss = -mean_b sum_i [ log N(q0_bi; mu_q, sigma_q_b) + log N(p0_bi; mu_p, sigma_p_b) ]
+
+in nats per example (the official run ended near 706). The gradient goes through the
+hand-derived backward of ``model.deepset_grad`` (method "fast", or "compiled"); Adam.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..backend import resolve_device, resolve_dtype
+from .model import PULLBACK_METHODS, Surrogate, gaussian_log_prob
+
+SCHEDULES = ("constant", "cosine")
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.safetensors"
+HISTORY = "history.json"
+#: Settings that may change when a run is resumed (the others must match the checkpoint).
+RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "val_examples")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``train``; the defaults are the paper's except dtype (float32 here).
+
+    epochs, batch_size, lr (Adam), steps (K), dtype, device (None: CUDA if available),
+    seed (initialisation and shuffling), hidden (Deep Set width H).
+    schedule: "constant" or "cosine" (lr decays to lr * min_lr_ratio over the run).
+    method: "fast" (hand-derived backward) or "compiled" (the same under torch.compile).
+    val_examples: cap on the validation examples scored each epoch (None: all).
+    checkpoint_every: also checkpoint every this many optimiser steps (None: per epoch).
+    max_bad_steps: consecutive non-finite losses or gradients tolerated (each skipped).
+    snapshots: also supervise the intermediate snapshots (each pulled back from its time).
+    """
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 3e-4
+    steps: int = 25
+    dtype: torch.dtype | str = torch.float32
+    device: str | torch.device | None = None
+    seed: int = 0
+    hidden: int = 256
+    schedule: str = "constant"
+    min_lr_ratio: float = 0.0
+    method: str = "fast"
+    val_examples: int | None = None
+    checkpoint_every: int | None = None
+    max_bad_steps: int = 10
+    snapshots: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "steps", "hidden", "max_bad_steps"):
+            _integer(name, getattr(self, name), 1)
+        _integer("seed", self.seed, 0)
+        for name in ("val_examples", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _integer(name, getattr(self, name), 1)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
+                math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if isinstance(self.min_lr_ratio, bool) or not isinstance(self.min_lr_ratio, (int, float)) \
+                or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be a number in [0, 1], got {self.min_lr_ratio!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.method not in PULLBACK_METHODS or self.method == "autograd":
+            raise ValueError(f"method must be 'fast' or 'compiled', got {self.method!r}")
+        if not isinstance(self.snapshots, bool):
+            raise ValueError(f"snapshots must be True or False, got {self.snapshots!r}")
+        self.dtype = resolve_dtype(self.dtype)
+        if self.device is not None:
+            resolve_device(self.device)  # fail early on an unknown device
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["dtype"] = str(self.dtype).removeprefix("torch.")
+        d["device"] = None if self.device is None else str(self.device)
+        return d
+
+
+def _integer(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- the loss
+
+
+def nll(model: Surrogate, q: torch.Tensor, p: torch.Tensor, mu_q, sigma_q, mu_p, sigma_p,
+        t: float, method: str = "fast") -> torch.Tensor:
+    """-log N(Flow_{-t}(q, p); mu, sigma) per example: [B] (q, p [B, N]; mu, sigma [B])."""
+    q0, p0 = model.pullback(q, p, t, method=method)
+    return -(gaussian_log_prob(q0, mu_q, sigma_q) + gaussian_log_prob(p0, mu_p, sigma_p))
+
+
+class _Data:
+    """The snapshots a run needs, as tensors in the training dtype and device."""
+
+    def __init__(self, ds, steps: list[int], times: list[float], dtype, device,
+                 limit: int | None = None):
+        n = len(ds) if limit is None else min(limit, len(ds))
+        if n < 1:
+            raise ValueError("dataset split holds no examples")
+
+        def t(x):
+            return torch.as_tensor(np.array(x[:n]), dtype=dtype).to(device)
+
+        self.n = n
+        self.times = times
+        self.q = [t(ds.q(s)) for s in steps]
+        self.p = [t(ds.p(s)) for s in steps]
+        cond = t(ds.cond)
+        self.sigma_q, self.sigma_p = cond[:, 0].contiguous(), cond[:, 1].contiguous()
+        if not (torch.isfinite(cond).all() and (cond > 0).all()):
+            raise ValueError("dataset cond (sigma_q, sigma_p) must be finite and > 0")
+        for x in self.q + self.p:
+            if not torch.isfinite(x).all():
+                raise ValueError("dataset holds non-finite positions or momenta")
+        cfg = ds.config
+        self.mu_q = torch.full((n,), cfg.mu_q, dtype=dtype, device=device)
+        self.mu_p = torch.full((n,), cfg.mu_p, dtype=dtype, device=device)
+
+    def loss(self, model: Surrogate, idx, method: str) -> torch.Tensor:
+        """Mean NLL over the examples idx and the supervised snapshots."""
+        terms = [nll(model, q[idx], p[idx], self.mu_q[idx], self.sigma_q[idx], self.mu_p[idx],
+                     self.sigma_p[idx], t, method).mean()
+                 for q, p, t in zip(self.q, self.p, self.times, strict=True)]
+        return terms[0] if len(terms) == 1 else torch.stack(terms).mean()
+
+
+def _dataset(dataset):
+    from ..data import load_dataset
+
+    if isinstance(dataset, (str, os.PathLike)):
+        return load_dataset(dataset)
+    needed = ("split", "q", "p", "cond", "steps", "times", "config")
+    if not all(hasattr(dataset, k) for k in needed):
+        raise ValueError(f"dataset must be a dataset folder or a fastvp dataset, got "
+                         f"{type(dataset).__name__}")
+    return dataset
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {str(path)!r} is unreadable: {exc}") from exc
+    if not isinstance(ck, dict) or ck.get("format") != "fastvp-train/1":
+        raise ValueError(f"{str(path)!r} is not a fastvp training checkpoint")
+    saved = dict(ck["config"])
+    now = config.to_dict()
+    differ = {k: (saved.get(k), v) for k, v in now.items()
+              if k not in RESUMABLE and saved.get(k) != v}
+    if differ:
+        raise ValueError(f"resume with the settings of the checkpoint {str(path)!r}: "
+                         f"(saved, given) differ for {differ}")
+    return ck
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool = False,
+          progress: bool = True, model: Surrogate | None = None) -> Surrogate:
+    """Fit a Surrogate to a dataset folder (or a ``fastvp.data.Dataset``); returns it.
+
+    Trains on ``dataset.split("train")``, scores ``split("val")`` after each epoch.
+    `out`: a folder for checkpoint.pt (model, optimiser, scheduler, RNG, epoch and
+    position in the epoch; written atomically each epoch and every `checkpoint_every`
+    steps), model.safetensors (the latest model) and history.json. resume=True
+    continues from the checkpoint in `out`. A step whose loss or gradient is not
+    finite is skipped (and reported); after `max_bad_steps` in a row training stops
+    with FloatingPointError, the last checkpoint untouched. `model`: start from this
+    model (a copy; e.g. to fine-tune) rather than a fresh one of width config.hidden.
+    """
+    config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a fastvp.TrainConfig, got {type(config).__name__}")
+    ds = _dataset(dataset)
+    device, dtype = resolve_device(config.device), config.dtype
+    out = Path(out) if out is not None else None
+    if resume and out is None:
+        raise ValueError("resume=True needs out, the folder holding the checkpoint")
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out {str(out)!r} exists and is not a folder")
+        if not resume and (out / CHECKPOINT).exists():
+            raise ValueError(f"out {str(out)!r} already holds a checkpoint: pass resume=True "
+                             "(--resume) to continue it, or choose another folder")
+        out.mkdir(parents=True, exist_ok=True)
+
+    steps = list(ds.steps)
+    times = [float(x) for x in ds.times]
+    supervised = [i for i, t in enumerate(times) if t > 0] if config.snapshots else [len(steps) - 1]
+    sel_steps, sel_times = [steps[i] for i in supervised], [times[i] for i in supervised]
+    train_set = _Data(ds.split("train"), sel_steps, sel_times, dtype, device)
+    val_set = _Data(ds.split("val"), steps[-1:], times[-1:], dtype, device, config.val_examples)
+
+    torch.manual_seed(config.seed)
+    if model is None:
+        model = Surrogate(ds.config, steps=config.steps, hidden=config.hidden)
+    elif not isinstance(model, Surrogate):
+        raise ValueError(f"model must be a fastvp.Surrogate to start from, "
+                         f"got {type(model).__name__}")
+    else:
+        model = copy.deepcopy(model)
+        model.steps = config.steps
+    model.to(device=device, dtype=dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    per_epoch = math.ceil(train_set.n / config.batch_size)
+    total = per_epoch * config.epochs
+
+    def factor(step: int) -> float:
+        if config.schedule == "constant":
+            return 1.0
+        r = config.min_lr_ratio
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    epoch, position, history, bad_total = 0, 0, [], 0
+    if resume and (out / CHECKPOINT).exists():
+        ck = _load_checkpoint(out / CHECKPOINT, config)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["torch_rng"])
+        epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
+        bad_total = int(ck.get("bad_steps", 0))
+
+    def checkpoint(epoch: int, position: int) -> None:
+        if out is None:
+            return
+        if not all(torch.isfinite(x).all() for x in model.parameters()):
+            raise FloatingPointError("parameters became non-finite; the last checkpoint in "
+                                     f"{str(out)!r} is kept")
+        _atomic_save({
+            "format": "fastvp-train/1", "config": config.to_dict(), "epoch": epoch,
+            "position": position, "history": history, "bad_steps": bad_total,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }, out / CHECKPOINT)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=epoch * per_epoch + position, unit="batch",
+                   desc="train", dynamic_ncols=True)
+    try:
+        while epoch < config.epochs:
+            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            order = torch.randperm(train_set.n, generator=gen).to(device)
+            t0, losses, bad = time.perf_counter(), [], 0
+            model.train()
+            for b in range(position, per_epoch):
+                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = train_set.loss(model, idx, config.method)
+                ok = bool(torch.isfinite(loss))
+                if ok:
+                    loss.backward()
+                    ok = all(torch.isfinite(x.grad).all() for x in model.parameters()
+                             if x.grad is not None)
+                if not ok:
+                    bad, bad_total = bad + 1, bad_total + 1
+                    msg = (f"epoch {epoch} batch {b}: non-finite loss or gradient "
+                           f"({loss.item():g}); step skipped ({bad} in a row)")
+                    if bar is not None:
+                        bar.write(msg)
+                    if bad >= config.max_bad_steps:
+                        raise FloatingPointError(
+                            f"training stopped: {bad} non-finite steps in a row at epoch {epoch}, "
+                            f"batch {b}; lower lr or use float64 (last good checkpoint kept)")
+                    opt.zero_grad(set_to_none=True)
+                else:
+                    bad = 0
+                    opt.step()
+                    losses.append(loss.item())
+                sched.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.2f}" if losses else "nan",
+                                    a=f"{model.a.item():.4f}")
+                if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 \
+                        and b + 1 < per_epoch:
+                    checkpoint(epoch, b + 1)
+            val = validation_loss(model, val_set, config.batch_size)
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses
+                            else float("nan"), "val_loss": val, "a": model.a.item(),
+                            "lr": opt.param_groups[0]["lr"],
+                            "seconds": time.perf_counter() - t0})
+            if bar is not None:
+                bar.write(f"epoch {epoch}: train {history[-1]['train_loss']:.3f}  val {val:.3f}  "
+                          f"a {model.a.item():.4f}")
+            epoch, position = epoch + 1, 0
+            checkpoint(epoch, 0)
+            if out is not None:
+                model.save(out / MODEL)
+                tmp = out / (HISTORY + ".partial")
+                tmp.write_text(json.dumps(history, indent=1) + "\n")
+                os.replace(tmp, out / HISTORY)
+    finally:
+        if bar is not None:
+            bar.close()
+    model.eval()
+    model.history = history
+    return model
+
+
+def validation_loss(model: Surrogate, data: _Data, batch_size: int) -> float:
+    """Mean NLL of `data`'s final snapshots (no gradients)."""
+    total = 0.0
+    with torch.no_grad():
+        for lo in range(0, data.n, 4 * batch_size):
+            idx = torch.arange(lo, min(data.n, lo + 4 * batch_size), device=data.q[-1].device)
+            total += nll(model, data.q[-1][idx], data.p[-1][idx], data.mu_q[idx],
+                         data.sigma_q[idx], data.mu_p[idx], data.sigma_p[idx],
+                         data.times[-1]).sum().item()
+    return total / data.n
