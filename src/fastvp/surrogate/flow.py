@@ -86,7 +86,9 @@ def _needs_autograd(q, p, a2, weights) -> bool:
 
 #: Bytes of one [b, N, H] work buffer of ``leapfrog_blocked`` (two are used): small enough
 #: for the last-level cache, large enough that per-op overheads stay small.
-BLOCK_BYTES = 2**22
+BLOCK_BYTES = 2**23
+#: The same on CUDA (the torch reference path there): whole batches, within a memory bound.
+BLOCK_BYTES_CUDA = 2**28
 #: Set to 1 to run the CPU gradient through torch.compile (one fused loop per pass instead
 #: of five eager passes; pays back its compilation, seconds, only on long sampling jobs).
 COMPILE_ENV = "FASTVP_COMPILE"
@@ -111,7 +113,8 @@ def leapfrog_blocked(q: torch.Tensor, p: torch.Tensor, weights, a2: float, dt: f
         compile = os.environ.get(COMPILE_ENV, "0") not in ("", "0")
     n_examples, n = q.shape
     if block is None:
-        block = max(1, BLOCK_BYTES // (n * w1.shape[0] * w1.element_size()))
+        budget = BLOCK_BYTES_CUDA if q.is_cuda else BLOCK_BYTES
+        block = max(1, budget // (n * w1.shape[0] * w1.element_size()))
     block = min(block, max(1, n_examples))
     if compile:
         fused = _compiled_grad()
