@@ -75,7 +75,10 @@ def _to_tensor(name: str, x, device=None, dtype=None) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = np.ascontiguousarray(x)
+        if not x.flags.writeable:  # e.g. a memory-mapped dataset array
+            x = x.copy()
+        x = torch.from_numpy(x)
     elif not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
     if x.dtype not in (torch.float32, torch.float64):
@@ -96,13 +99,17 @@ def check_particles(q: torch.Tensor, p: torch.Tensor) -> None:
         if x.dim() != 2:
             raise ValueError(f"{name} must have shape [B, N] (2 dimensions), got shape {tuple(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{name} must hold at least one example and one particle, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must hold at least one example and one particle, got shape {tuple(x.shape)}"
+            )
         if x.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
     if q.shape != p.shape:
         raise ValueError(f"q and p must have the same shape, got q {tuple(q.shape)} and p {tuple(p.shape)}")
     if q.dtype != p.dtype or q.device != p.device:
-        raise ValueError(f"q and p must share dtype and device, got {q.dtype}/{q.device} and {p.dtype}/{p.device}")
+        raise ValueError(
+            f"q and p must share dtype and device, got {q.dtype}/{q.device} and {p.dtype}/{p.device}"
+        )
     for name, x in (("q", q), ("p", p)):
         bad = ~torch.isfinite(x)
         if bad.any():

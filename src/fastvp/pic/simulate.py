@@ -21,7 +21,6 @@ import torch
 from ..backend import use_triton
 from ..config import PICConfig
 from ..initial import as_particles
-from . import deposit as cic
 from .poisson import electric_field
 
 
@@ -156,6 +155,29 @@ def _advance(x: torch.Tensor, v: torch.Tensor, config: PICConfig, mover, out_q, 
         out_p[seg].copy_(v)
 
 
+def _run_threaded(run, bounds, movers) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    local = threading.local()
+    pool = iter(movers)
+    lock = threading.Lock()
+
+    def task(lo_hi):
+        if not hasattr(local, "mover"):
+            with lock:
+                local.mover = next(pool)
+        run(*lo_hi, local.mover)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=len(movers)) as ex:
+            list(ex.map(task, bounds))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def default_chunk_size(x: torch.Tensor, config: PICConfig) -> int:
     """Examples per chunk: cache-sized on CPU, memory-bounded on CUDA."""
     if x.is_cuda:
@@ -200,10 +222,20 @@ def simulate(
     out_p = torch.empty_like(out_q)
     out_q[0].copy_(q0)
     out_p[0].copy_(p0)
-    for lo in range(0, n_examples, chunk):
-        hi = min(n_examples, lo + chunk)
+    bounds = [(lo, min(n_examples, lo + chunk)) for lo in range(0, n_examples, chunk)]
+
+    def run(lo: int, hi: int, mover) -> None:
         x = q0[lo:hi].clone(memory_format=torch.contiguous_format)
         v = p0[lo:hi].clone(memory_format=torch.contiguous_format)
         _advance(x, v, config, mover, out_q[:, lo:hi], out_p[:, lo:hi])
+
+    workers = torch.get_num_threads() if not q0.is_cuda else 1
+    if workers > 1 and len(bounds) > 1:
+        # chunks in parallel threads, each op single-threaded: on a few cores this beats
+        # intra-op parallelism over chunk-sized ops
+        _run_threaded(run, bounds, [mover_cls(config, fft) for _ in range(workers)])
+    else:
+        for lo, hi in bounds:
+            run(lo, hi, mover)
     t = torch.tensor(config.times, dtype=q0.dtype, device=q0.device)
     return Trajectory(t=t, q=out_q, p=out_p)
