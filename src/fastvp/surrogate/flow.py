@@ -63,8 +63,9 @@ def integrate(net, a2, q: torch.Tensor, p: torch.Tensor, dt: float, steps: int,
     grad), this is ``leapfrog`` with the closed-form gradient ``net.grad``. Otherwise
     (sampling) it runs the fused Triton kernel ``fastvp.kernels.deepset_leapfrog`` on CUDA
     (``kernels`` as in ``fastvp.backend``: "triton" also runs it under the interpreter),
-    else ``leapfrog_blocked``, the same math for the CPU: a batch block at a time through
-    all K steps, with reused buffers sized to stay in cache.
+    else ``leapfrog_blocked``, the same math for the CPU: blocks of examples through all K
+    steps, in parallel threads, with reused buffers sized to stay in cache. Callers that
+    sample should hold ``torch.no_grad()``: module parameters require grad by default.
     """
     triton_path = use_triton(q, kernels)
     weights = net.weights()
