@@ -1,0 +1,192 @@
+"""The fused DeepSet leapfrog (Triton, interpreted on CPU) and the blocked CPU path against
+the closed-form torch gradient and the autograd reference (SPEC.md section 3).
+
+Every network here has hidden units pushed past torch's Softplus threshold (z > 20, where
+its slope is exactly 1) in both the particle layer and the rho layer, so the tests see
+that branch. Sizes stay small: the interpreter runs a program at a time in NumPy.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fastvp.kernels.deepset_leapfrog import deepset_grad, deepset_leapfrog
+
+from fastvp.surrogate.flow import (
+    grad_inplace,
+    integrate,
+    leapfrog,
+    leapfrog_blocked,
+    leapfrog_unmerged,
+)
+from fastvp.surrogate.potential import SOFTPLUS_THRESHOLD, DeepSet, grad_autograd
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+DTYPES = [torch.float64, torch.float32]
+DTYPE_IDS = ["float64", "float32"]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+def make_net(hidden: int, dtype: torch.dtype, seed: int = 0) -> DeepSet:
+    """Seeded DeepSet whose first quarter of units sit past the Softplus threshold."""
+    torch.manual_seed(seed)
+    net = DeepSet(hidden)
+    with torch.no_grad():
+        hot = max(1, hidden // 4)
+        net.phi[0].bias[:hot] = 21.0   # z = w1 y + 21 crosses 20 within the particle cloud
+        net.rho[0].bias[:hot] = 25.0 + net.rho[0].bias[:hot]
+    return net.to(dtype)
+
+
+def make_state(batch: int, n: int, dtype: torch.dtype, seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    q = 64.0 + 1.5 * torch.randn(batch, n, generator=gen, dtype=torch.float64)
+    p = torch.randn(batch, n, generator=gen, dtype=torch.float64)
+    return q.to(dtype), p.to(dtype)
+
+
+def crosses_threshold(net: DeepSet, q: torch.Tensor) -> tuple[bool, bool]:
+    """Whether some z_ik and some rho pre-activation lie on each side of the threshold."""
+    w1, b1, W2, b2, W3, b3 = net.weights()[:6]
+    y = q - q.mean(dim=1, keepdim=True)
+    z = y[..., None] * w1 + b1
+    act = net.pooled(q) @ W3.T + b3
+    both = lambda t: bool((t > SOFTPLUS_THRESHOLD).any() and (t < SOFTPLUS_THRESHOLD).any())  # noqa: E731
+    return both(z), both(act)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("n,hidden", [(13, 8), (50, 16), (64, 32)])
+def test_kernel_gradient_matches_closed_form_and_autograd(dtype, n, hidden):
+    net = make_net(hidden, dtype)
+    q, _ = make_state(2, n, dtype)
+    assert crosses_threshold(net, q) == (True, True)
+    with torch.no_grad():
+        kernel = deepset_grad(q, net.weights())
+        closed = net.grad(q)
+    auto = grad_autograd(net.double(), q.double())
+    assert rel_err(kernel, closed) < TOL[dtype]
+    assert rel_err(kernel, auto) < TOL[dtype]
+    assert kernel.sum(dim=1).abs().max() < 1e3 * TOL[dtype] * kernel.abs().max()  # mean removed
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("steps", [1, 2, 5])
+@pytest.mark.parametrize("dt", [0.04, -0.2])
+def test_kernel_leapfrog_matches_torch_leapfrog(dtype, steps, dt):
+    net = make_net(16, dtype)
+    q, p = make_state(3, 37, dtype)
+    a2 = 0.9924**2
+    with torch.no_grad():
+        qk, pk = deepset_leapfrog(q, p, net.weights(), a2, dt, steps)
+        qt, pt = leapfrog(q, p, net.grad, a2, dt, steps)
+    assert rel_err(qk, qt) < TOL[dtype]
+    assert rel_err(pk, pt) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_kernel_leapfrog_matches_unmerged_autograd_reference(dtype):
+    """The authors' scheme: two autograd gradients per step, float64."""
+    net = make_net(32, dtype)
+    q, p = make_state(2, 64, dtype)
+    with torch.no_grad():
+        qk, pk = deepset_leapfrog(q, p, net.weights(), 1.0, 0.2, 5)
+    ref = net.double()
+    qr, pr = leapfrog_unmerged(q.double(), p.double(), lambda x: grad_autograd(ref, x), 1.0, 0.2, 5)
+    assert rel_err(qk, qr) < TOL[dtype]
+    assert rel_err(pk, pr) < TOL[dtype]
+
+
+def test_kernel_backward_flow_undoes_forward_flow():
+    net = make_net(16, torch.float64)
+    q, p = make_state(2, 29, torch.float64)
+    w = net.weights()
+    with torch.no_grad():
+        q1, p1 = deepset_leapfrog(q, p, w, 1.0, 0.2, 5)
+        q0, p0 = deepset_leapfrog(q1, p1, w, 1.0, -0.2, 5)
+    assert rel_err(q0, q) < 1e-12
+    assert rel_err(p0, p) < 1e-10
+
+
+def test_kernel_at_paper_width_256_particles_256_hidden():
+    net = make_net(256, torch.float64)
+    q, p = make_state(1, 256, torch.float64)
+    with torch.no_grad():
+        qk, pk = deepset_leapfrog(q, p, net.weights(), 1.0, 0.04, 1)
+        qt, pt = leapfrog(q, p, net.grad, 1.0, 0.04, 1)
+    assert rel_err(qk, qt) < 1e-10
+    assert rel_err(pk, pt) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_blocked_cpu_gradient_matches_closed_form(dtype):
+    net = make_net(32, dtype)
+    q, _ = make_state(5, 40, dtype)
+    work = torch.empty(2, 5, 40, 32, dtype=dtype)
+    with torch.no_grad():
+        g = grad_inplace(q, net.weights(), work)
+    assert rel_err(g, grad_autograd(net.double(), q.double())) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("block", [1, 2, 3, None])
+def test_blocked_cpu_leapfrog_matches_torch_leapfrog(dtype, block):
+    """Blocks that do not divide the batch (the last block overlaps) give the same flow."""
+    net = make_net(16, dtype)
+    q, p = make_state(7, 33, dtype)
+    with torch.no_grad():
+        qb, pb = leapfrog_blocked(q, p, net.weights(), 0.8, -0.1, 4, block=block)
+        qt, pt = leapfrog(q, p, net.grad, 0.8, -0.1, 4)
+    assert rel_err(qb, qt) < TOL[dtype]
+    assert rel_err(pb, pt) < TOL[dtype]
+
+
+@pytest.mark.parametrize("kernels", ["torch", "triton"])
+def test_integrate_paths_agree(kernels):
+    net = make_net(16, torch.float64)
+    q, p = make_state(3, 20, torch.float64)
+    with torch.no_grad():
+        qi, pi = integrate(net, 1.0, q, p, 0.1, 3, kernels=kernels)
+        qt, pt = leapfrog(q, p, net.grad, 1.0, 0.1, 3)
+    assert rel_err(qi, qt) < 1e-10
+    assert rel_err(pi, pt) < 1e-10
+
+
+def test_integrate_stays_differentiable_when_parameters_need_gradients():
+    net = make_net(8, torch.float64)
+    q, p = make_state(2, 10, torch.float64)
+    a = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    qk, pk = integrate(net, a**2, q, p, 0.1, 2, kernels="torch")
+    assert pk.requires_grad
+    (pk.sum() + qk.sum()).backward()
+    assert net.phi[0].weight.grad is not None and a.grad is not None
+
+
+def test_kernel_launcher_rejects_bad_inputs():
+    net = make_net(8, torch.float64)
+    q, p = make_state(2, 10, torch.float64)
+    w = net.weights()
+    with pytest.raises(ValueError, match="steps"):
+        deepset_leapfrog(q, p, w, 1.0, 0.1, 0)
+    with pytest.raises(ValueError, match="w1"):
+        deepset_leapfrog(q.float(), p.float(), w, 1.0, 0.1, 1)
+    with pytest.raises(ValueError, match="p must match"):
+        deepset_leapfrog(q, p[:, :5], w, 1.0, 0.1, 1)
+    with pytest.raises(ValueError, match="W2"):
+        deepset_leapfrog(q, p, (w[0], w[1], w[2][:4], *w[3:]), 1.0, 0.1, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_compiled_cpu_leapfrog_matches_torch_leapfrog(dtype):
+    """The opt-in torch.compile gradient (FASTVP_COMPILE=1); compiling takes seconds."""
+    net = make_net(16, dtype)
+    q, p = make_state(7, 33, dtype)
+    with torch.no_grad():
+        qc, pc = leapfrog_blocked(q, p, net.weights(), 0.8, 0.1, 3, block=4, compile=True)
+        qt, pt = leapfrog(q, p, net.grad, 0.8, 0.1, 3)
+    assert rel_err(qc, qt) < TOL[dtype]
+    assert rel_err(pc, pt) < TOL[dtype]
