@@ -506,3 +506,108 @@ def _write_text(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ demo
+
+
+def demo(out_dir, n_examples: int = 128, model="paper-1d", seed: int = 0, device="cpu",
+         dtype: torch.dtype = torch.float32, steps=(25, 5), verbose: bool = True) -> dict:
+    """PIC and the surrogate on the same paper-preset batch: W1, timings, speed-up, a figure.
+
+    Draws `n_examples` initial conditions, simulates them with PIC (float64), samples the
+    surrogate `model` (a bundled name or a file, in `dtype`) from the same initial particles
+    with K = each of `steps`, prints W1 at T, wall times and the speed-up of each K over
+    PIC, and writes ``demo.png`` into `out_dir`. Without the model (e.g. the bundled weights
+    are not there yet) it says so and shows PIC alone. Returns the numbers printed.
+    """
+    from . import plots
+    from .config import PICConfig
+    from .initial import initial_conditions
+    from .pic.simulate import simulate
+
+    say = print if verbose else (lambda *a, **k: None)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    ks = _steps_list(steps)
+    surrogate, reason = None, None
+    try:
+        surrogate = copy.deepcopy(_load_model(model)).to(device=device, dtype=dtype)
+    except (FileNotFoundError, ValueError) as exc:
+        reason = str(exc)
+        say(f"surrogate {str(model)!r} unavailable, showing PIC only: {reason}\n"
+            "  (train one with `fastvp train`, then pass `--model FILE`)")
+    cfg = getattr(surrogate, "config", None) or PICConfig()
+    batch = initial_conditions(n_examples, cfg, seed=seed, device=device)
+    simulate(batch[:2], cfg)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    traj = simulate(batch, cfg)
+    _sync(device)
+    pic_s = time.perf_counter() - t0
+    T = cfg.final_time
+    qT, pT = traj.q[-1].cpu(), traj.p[-1].cpu()
+    result = {
+        "n_examples": n_examples, "n_particles": cfg.n_particles, "T": T, "device": str(device),
+        "pic": {"wall_s": pic_s, "ms_per_example": 1e3 * pic_s / n_examples, "dtype": "float64",
+                "scheme": cfg.scheme},
+        "identity": {"w1_q": float(wasserstein_1d(batch.q.cpu(), qT).mean()),
+                     "w1_p": float(wasserstein_1d(batch.p.cpu(), pT).mean())},
+        "surrogate": None if surrogate is None else {"a": _a(surrogate), "dtype": str(dtype)},
+        "reason": reason,
+    }
+    say(f"PIC ({cfg.scheme}, float64, {device}): {n_examples} examples x {cfg.n_particles} "
+        f"particles to T = {T:g} in {pic_s:.3f} s ({result['pic']['ms_per_example']:.2f} ms "
+        "per example)")
+    ident = result["identity"]
+    say(f"identity (initial particles as prediction): W1 positions {ident['w1_q']:.4f}, "
+        f"momenta {ident['w1_p']:.4f}")
+    samples = {}
+    if surrogate is not None:
+        surrogate.sample(T, batch[:2], steps=ks[0])  # warm-up
+        rows = []
+        for k in ks:
+            _sync(device)
+            t0 = time.perf_counter()
+            q, p = surrogate.sample(T, batch, steps=k)
+            _sync(device)
+            wall = time.perf_counter() - t0
+            samples[k] = (q.cpu(), p.cpu())
+            row = {"K": k, "wall_s": wall, "ms_per_example": 1e3 * wall / n_examples,
+                   "speedup_vs_pic": pic_s / wall,
+                   "w1_q": float(_w1(q, qT.numpy()).mean()),
+                   "w1_p": float(_w1(p, pT.numpy()).mean())}
+            rows.append(row)
+            say(f"PDE-NHF K = {k:2d} ({str(dtype).removeprefix('torch.')}): W1 positions "
+                f"{row['w1_q']:.4f}, momenta {row['w1_p']:.4f}; {wall:.3f} s "
+                f"({row['ms_per_example']:.2f} ms per example), "
+                f"{row['speedup_vs_pic']:.2f}x PIC's speed")
+        result["surrogate"]["runs"] = rows
+
+    fig, axes = plots._figure(1, 3, 4.0, 3.4)
+    ax_q, ax_p, ax_ph = axes[0]
+    plots._ecdf(ax_q, batch.q[0].cpu(), "initial")
+    plots._ecdf(ax_p, batch.p[0].cpu(), "initial")
+    plots._ecdf(ax_q, qT[0], "PIC")
+    plots._ecdf(ax_p, pT[0], "PIC")
+    ax_ph.scatter(batch.q[0].cpu(), batch.p[0].cpu(), s=4, color=plots.COLORS["initial"],
+                  label="initial (t = 0)")
+    ax_ph.scatter(qT[0], pT[0], s=7, color=plots.COLORS["PIC"], label="PIC")
+    if samples:
+        q, p = samples[ks[0]]
+        plots._ecdf(ax_q, q[0], "PDE-NHF")
+        plots._ecdf(ax_p, p[0], "PDE-NHF")
+        ax_ph.scatter(q[0], p[0], s=7, facecolors="none", edgecolors=plots.COLORS["PDE-NHF"],
+                      lw=0.8, label=f"PDE-NHF (K = {ks[0]})")
+    ax_q.set(xlabel="position q", ylabel="cumulative fraction", title=f"positions, t = {T:g}")
+    ax_p.set(xlabel="momentum p", ylabel="cumulative fraction", title=f"momenta, t = {T:g}")
+    ax_ph.set(xlabel="position q", ylabel="momentum p", title=f"phase space, t = {T:g}")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    who = "PIC vs PDE-NHF" if samples else "PIC only (no surrogate weights)"
+    fig.suptitle(f"fastvp demo, example 0 of {n_examples}: {who}, same initial particles")
+    path = plots.save_figure(fig, Path(out_dir) / "demo.png")
+    result["figure"] = str(path)
+    say(f"figure: {path}")
+    return result
