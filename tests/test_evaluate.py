@@ -108,6 +108,7 @@ def test_intermediate_times_follow_the_flow_with_the_training_step(report, datas
     test = dataset.split("test")
     assert [row["t"] for row in r["table2"]] == pytest.approx([0.2, 0.4, 0.6, 0.8])
     assert [row["leapfrog_steps"] for row in r["table2"]] == [1, 2, 3, 4]  # K = 5, dt = 0.2
+    assert r["model"]["chained_to_T"] and r["model"]["chain_vs_direct_max_abs_diff"] < 1e-3
     q, p = model.sample(0.6, (test.q(0)[:N_EVAL], test.p(0)[:N_EVAL]), steps=3)
     w = _w1_numpy(q.double().numpy(), test.q(15)[:N_EVAL]).mean()
     assert r["table2"][2]["pde_nhf"]["q"]["mean"] == pytest.approx(w, rel=1e-4)
