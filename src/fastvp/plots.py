@@ -1,0 +1,179 @@
+"""Figures of the evaluation report (the paper's Fig. 2 and companions).
+
+Every function builds a ``matplotlib.figure.Figure`` without pyplot (no global state, no
+display needed) and writes it with ``save_figure``: the PNG appears complete or not at all.
+Arrays are numpy or CPU tensors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: One colour per source, the same in every figure.
+COLORS = {"PIC": "black", "PDE-NHF": "tab:blue", "baseline": "tab:orange",
+          "initial": "0.6", "identity": "0.5"}
+STYLES = {"PIC": "-", "PDE-NHF": "--", "baseline": ":", "initial": "-"}
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, path) -> Path:
+    """Write `fig` as a PNG at `path` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    return path
+
+
+def _ecdf(ax, x, label: str, **kw) -> None:
+    x = np.sort(_np(x))
+    y = np.arange(1, x.size + 1) / x.size
+    ax.step(x, y, where="post", label=label, color=COLORS.get(label), ls=STYLES.get(label, "-"),
+            lw=1.6 if label != "initial" else 1.0, **kw)
+
+
+def plot_cdfs(samples: Sequence[Mapping[str, tuple]], examples: Sequence[int], t: float):
+    """Empirical CDFs (cumulative histograms) of positions (top) and momenta (bottom).
+
+    samples[j]: {source name: (q [N], p [N])} for test example `examples[j]`, e.g. sources
+    "initial", "PIC", "PDE-NHF", "baseline"; one column per example.
+    """
+    fig, axes = _figure(2, len(samples), 3.6, 2.9)
+    for j, (srcs, ex) in enumerate(zip(samples, examples, strict=True)):
+        for name, (q, p) in srcs.items():
+            _ecdf(axes[0, j], q, name)
+            _ecdf(axes[1, j], p, name)
+        axes[0, j].set(title=f"test example {ex}, t = {t:g}", xlabel="position q",
+                       ylabel="cumulative fraction")
+        axes[1, j].set(title=f"test example {ex}, t = {t:g}", xlabel="momentum p",
+                       ylabel="cumulative fraction")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Cumulative histograms at t = {t:g}: PIC vs surrogates "
+                 "(fed PIC's initial particles)")
+    return fig
+
+
+def plot_cdfs_over_time(times: Sequence[float], pic: Sequence[tuple], model: Sequence[tuple],
+                        example: int, initial: tuple | None = None):
+    """ECDFs of one example at several times, PIC vs PDE-NHF: positions (top), momenta (bottom).
+
+    pic[k], model[k]: (q [N], p [N]) at times[k]; initial: (q0, p0), drawn in grey.
+    """
+    fig, axes = _figure(2, len(times), 2.7, 2.5)
+    for k, t in enumerate(times):
+        for i, var in enumerate(("position q", "momentum p")):
+            ax = axes[i, k]
+            if initial is not None:
+                _ecdf(ax, initial[i], "initial")
+            _ecdf(ax, pic[k][i], "PIC")
+            _ecdf(ax, model[k][i], "PDE-NHF")
+            ax.set(title=f"t = {t:g}", xlabel=var)
+            ax.grid(alpha=0.3)
+        axes[0, k].sharex(axes[0, 0])
+        axes[1, k].sharex(axes[1, 0])
+    axes[0, 0].set_ylabel("cumulative fraction")
+    axes[1, 0].set_ylabel("cumulative fraction")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Test example {example} over time: PIC vs PDE-NHF "
+                 f"(only t = {times[-1]:g} was trained)")
+    return fig
+
+
+def plot_phase_space(pic: Sequence[tuple], model: Sequence[tuple], examples: Sequence[int],
+                     t: float, initial: Sequence[tuple] | None = None):
+    """Phase-space scatter (q, p) of PIC and PDE-NHF at time t, one panel per example."""
+    fig, axes = _figure(1, len(pic), 3.8, 3.4)
+    for j, ex in enumerate(examples):
+        ax = axes[0, j]
+        if initial is not None:
+            ax.scatter(_np(initial[j][0]), _np(initial[j][1]), s=4, color=COLORS["initial"],
+                       alpha=0.5, label="initial (t = 0)")
+        ax.scatter(_np(pic[j][0]), _np(pic[j][1]), s=7, color=COLORS["PIC"], label="PIC")
+        ax.scatter(_np(model[j][0]), _np(model[j][1]), s=7, facecolors="none",
+                   edgecolors=COLORS["PDE-NHF"], lw=0.8, label="PDE-NHF")
+        ax.set(title=f"test example {ex}, t = {t:g}", xlabel="position q", ylabel="momentum p")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="upper left", markerscale=2)
+    fig.suptitle(f"Phase space at t = {t:g}, same initial particles")
+    return fig
+
+
+def _log_or_linear(ax, values) -> None:
+    """Log y axis when the values span a decade or more, else linear (readable ticks)."""
+    v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values])
+    v = v[v > 0]
+    if v.size and v.max() / v.min() >= 10:
+        ax.set_yscale("log")
+
+
+def plot_w1_vs_time(times: Sequence[float], curves: Mapping[str, Mapping[str, tuple]]):
+    """Mean W1 (with standard-error bars) against time, positions (left) and momenta (right).
+
+    curves: {source name: {"q": (mean [T], sem [T]), "p": (mean [T], sem [T])}}.
+    """
+    fig, axes = _figure(1, 2, 4.4, 3.3)
+    for i, (var, label) in enumerate((("q", "positions"), ("p", "momenta"))):
+        ax = axes[0, i]
+        for name, c in curves.items():
+            mean, sem = (np.asarray(v, dtype=float) for v in c[var])
+            ax.errorbar(times, mean, yerr=sem, marker="o", ms=4, capsize=3, label=name,
+                        color=COLORS.get(name))
+        _log_or_linear(ax, [c[var][0] for c in curves.values()])
+        ax.set(xlabel="time t", ylabel=f"mean W1 of {label}",
+               title=f"W1 to PIC, {label}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Wasserstein-1 distance to PIC over time (test split; only t = T was trained)")
+    return fig
+
+
+def plot_w1_vs_steps(steps: Sequence[int], w1_q, w1_p, ms_per_example,
+                     identity: tuple | None = None):
+    """W1 at T (left) and sampling time per example (right) against the leapfrog steps K.
+
+    identity: (W1 of positions, of momenta) of the identity prediction, drawn as levels.
+    """
+    fig, axes = _figure(1, 2, 4.2, 3.2)
+    ax = axes[0, 0]
+    ax.plot(steps, w1_q, "o-", color="tab:blue", label="PDE-NHF positions")
+    ax.plot(steps, w1_p, "s-", color="tab:red", label="PDE-NHF momenta")
+    values = [w1_q, w1_p]
+    if identity is not None:
+        ax.axhline(identity[0], color="tab:blue", ls=":", lw=1, label="identity positions")
+        ax.axhline(identity[1], color="tab:red", ls=":", lw=1, label="identity momenta")
+        values.append(identity)
+    _log_or_linear(ax, values)
+    ax.set(xscale="log", xlabel="leapfrog steps K (dt = T/K)", ylabel="mean W1 at T",
+           title="Accuracy vs K")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    ax.plot(steps, ms_per_example, "o-", color="tab:green")
+    _log_or_linear(ax, ms_per_example)
+    ax.set(xscale="log", xlabel="leapfrog steps K", ylabel="wall time per example (ms)",
+           title="Sampling time")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3, which="both")
+        ax.set_xticks(list(steps), [str(k) for k in steps])
+        ax.set_xticks([], minor=True)
+    fig.suptitle("PDE-NHF with fewer leapfrog steps")
+    return fig
