@@ -34,43 +34,11 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _train(args: argparse.Namespace) -> int:
+    from .eval_commands import run_train_baseline
+    from .surrogate.commands import run_train
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .config import PICConfig
-    from .initial import initial_conditions
-    from .metrics import wasserstein_1d
-    from .pic.simulate import simulate
-
-    cfg = PICConfig()
-    batch = initial_conditions(args.examples, cfg, seed=args.seed, device=args.device)
-    simulate(batch[:8], cfg)  # warm-up
-    t0 = time.perf_counter()
-    traj = simulate(batch, cfg)
-    elapsed = time.perf_counter() - t0
-    w_q = wasserstein_1d(traj.q[-1], traj.q[0]).mean().item()
-    w_p = wasserstein_1d(traj.p[-1], traj.p[0]).mean().item()
-    print(f"PIC: {len(batch)} examples x {cfg.n_particles} particles, {cfg.steps} steps in "
-          f"{elapsed * 1e3:.1f} ms ({elapsed / len(batch) * 1e6:.1f} us per example)")
-    print(f"W1(initial, final) at T={cfg.final_time:g}: positions {w_q:.3f}, momenta {w_p:.3f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(traj.q[0, 0].cpu(), traj.p[0, 0].cpu(), s=6, label="t = 0")
-    ax.scatter(traj.q[-1, 0].cpu(), traj.p[-1, 0].cpu(), s=6, label=f"t = {cfg.final_time:g} (PIC)")
-    ax.set(xlabel="position q", ylabel="momentum p", title="Phase space of example 0")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "demo.png.partial.png", dpi=120)
-    plt.close(fig)
-    (out / "demo.png.partial.png").replace(out / "demo.png")
-    print(f"figure: {out / 'demo.png'}")
-    return 0
+    return (run_train_baseline if args.model == "baseline" else run_train)(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,12 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(sim)
     sim.set_defaults(func=_simulate)
 
+    from .eval_commands import add_baseline_train_options, add_evaluate_parser, run_demo
+    from .surrogate.commands import add_sample_parser, add_train_parser
+
+    train = add_train_parser(sub)
+    train.add_argument("--model", default="pde-nhf", choices=["pde-nhf", "baseline"],
+                       help="what to train: the PDE-NHF surrogate or the paper's MLP baseline")
+    add_baseline_train_options(train)
+    train.set_defaults(func=_train)
+    add_sample_parser(sub)
+    add_evaluate_parser(sub)
+
     demo = sub.add_parser("demo", help="PIC vs the bundled surrogate on a paper-preset batch (CPU, seconds)")
     demo.add_argument("--out", default="fastvp-demo", help="folder for the figure (default fastvp-demo)")
-    demo.add_argument("--examples", type=int, default=256, help="batch size (default 256)")
+    demo.add_argument("--examples", type=int, default=128, help="batch size (default 128)")
     demo.add_argument("--model", default="paper-1d", help="bundled model name or file")
-    add_common(demo)
-    demo.set_defaults(func=_demo)
+    add_common(demo, dtype="float32")
+    demo.set_defaults(func=run_demo)
     return parser
 
 

@@ -92,16 +92,16 @@ class Dataset:
 
     def q(self, step: int) -> np.ndarray:
         """Positions at snapshot `step`: [n, N] float64."""
-        return np.asarray(self._array(_name("Q", self._step(step)))[self.indices])
+        return np.array(self._array(_name("Q", self._step(step)))[self.indices])
 
     def p(self, step: int) -> np.ndarray:
         """Momenta at snapshot `step`: [n, N] float64."""
-        return np.asarray(self._array(_name("P", self._step(step)))[self.indices])
+        return np.array(self._array(_name("P", self._step(step)))[self.indices])
 
     @property
     def cond(self) -> np.ndarray:
         """[n, 2] = (sigma_q, sigma_p) of each example."""
-        return np.asarray(self._array("Cond.npy")[self.indices])
+        return np.array(self._array("Cond.npy")[self.indices])
 
     @property
     def n_particles(self) -> int:

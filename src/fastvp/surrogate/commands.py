@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 
 def _common(parser: argparse.ArgumentParser, dtype: str) -> None:
     from ..cli import add_common
@@ -36,6 +38,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="fuse the gradient with torch.compile")
     p.add_argument("--snapshots", action="store_true",
                    help="also supervise the intermediate snapshots")
+    p.add_argument("--pretrain-forces", type=int, default=0, metavar="STEPS",
+                   help="first fit -dV/dq to the PIC forces of the stored snapshots for STEPS "
+                   "steps (a physics-informed warm start; fastvp.surrogate.pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p, "float32")
@@ -52,7 +57,21 @@ def run_train(args: argparse.Namespace) -> int:
                          method="compiled" if args.compile else "fast",
                          snapshots=args.snapshots)
     t0 = time.perf_counter()
-    model = train(args.data, config, out=args.out, resume=args.resume, progress=not args.quiet)
+    start = None
+    if getattr(args, "pretrain_forces", 0) and not args.resume:
+        from ..data import load_dataset
+        from .model import Surrogate
+        from .pretrain import PretrainConfig, pretrain_forces
+
+        ds = load_dataset(args.data)
+        torch.manual_seed(args.seed)
+        start = Surrogate(ds.config, steps=args.steps, hidden=args.hidden)
+        res = pretrain_forces(start, ds, PretrainConfig(steps=args.pretrain_forces, seed=args.seed,
+                                                        device=args.device), progress=not args.quiet)
+        print(f"force matching: {args.pretrain_forces} steps, relative force error on "
+              f"validation states {res['val_loss']:.3g}")
+    model = train(args.data, config, out=args.out, resume=args.resume, progress=not args.quiet,
+                  model=start)
     last = model.history[-1] if model.history else {}
     print(f"trained {config.epochs} epochs in {time.perf_counter() - t0:.1f} s: "
           f"val loss {last.get('val_loss', float('nan')):.3f}, a = {model.a.item():.4f}; "

@@ -32,7 +32,7 @@ class PretrainConfig:
 
     steps: int = 3000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 5e-4
     seed: int = 0
     dtype: torch.dtype = torch.float32
     device: str | None = None
