@@ -30,7 +30,10 @@ def _simulate(args: argparse.Namespace) -> int:
                           chunk_size=args.chunk, device=args.device, resume=args.resume,
                           overwrite=args.overwrite, progress=not args.quiet)
     dt = time.perf_counter() - t0
-    print(f"wrote {len(ds)} examples ({cfg.scheme}, {cfg.interaction}) to {args.out} in {dt:.1f} s")
+    from .distributed import is_main
+
+    if is_main():  # one line under torchrun, not one per rank
+        print(f"wrote {len(ds)} examples ({cfg.scheme}, {cfg.interaction}) to {args.out} in {dt:.1f} s")
     return 0
 
 
