@@ -1,14 +1,14 @@
 """Train the bundled "paper-1d" model (run from the repository root; resumable stages).
 
     fastvp simulate --out data/paper-seed0 --examples 32768 --seed 0
-    python scripts/train_paper_1d.py data/paper-seed0 runs/paper-1d [fm_steps] [epochs]
+    python scripts/train_paper_1d.py data/paper-seed0 runs/paper-1d [fm_steps]
 
 Stage 1, force matching (fastvp.surrogate.pretrain): the Deep Set's -dV/dq is fitted to
 the PIC acceleration of every stored snapshot of the train split, a = 1.
-Stage 2, the paper's maximum likelihood (fastvp.train) from that start: pull the final
-states back with K = 25 and maximise the Gaussian log-likelihood; cosine schedule.
-The model of the stage with the lower validation W1 at T is written to
-runs/paper-1d/paper-1d.safetensors.
+Stages 2 and 3, full-batch L-BFGS on the same loss over fixed sets of training states
+(200, then 300 examples per snapshot). The result is runs/paper-1d/paper-1d.safetensors.
+(Fine-tuning with the paper's maximum likelihood, fastvp.train(model=...), was tried from
+stage 1 and raised the validation W1 after two epochs: 0.147/0.243 -> 0.217/0.291.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import fastvp
-from fastvp.surrogate.pretrain import PretrainConfig, pretrain_forces
+from fastvp.surrogate.pretrain import PretrainConfig, pretrain_forces, refine_forces_lbfgs
 
 
 def val_w1(model, ds, n=512):
@@ -35,7 +35,6 @@ def val_w1(model, ds, n=512):
 def main():
     data, out = sys.argv[1], Path(sys.argv[2])
     fm_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
-    epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 15
     out.mkdir(parents=True, exist_ok=True)
     ds = fastvp.load_dataset(data)
     log = {}
@@ -51,17 +50,18 @@ def main():
     model = model.to(dtype=torch.float32)
     log["stage1_val_w1"] = val_w1(model, ds)
     print("stage 1 validation W1 (q, p):", log["stage1_val_w1"], flush=True)
-    cfg = fastvp.TrainConfig(epochs=epochs, batch_size=128, lr=1e-4, steps=25, seed=0,
-                             schedule="cosine", min_lr_ratio=0.05, val_examples=512,
-                             checkpoint_every=25, method="compiled")
-    resume = (out / "stage2" / "checkpoint.pt").exists()
-    model2 = fastvp.train(ds, cfg, out=out / "stage2", resume=resume, model=model)
-    model2 = model2.to(dtype=torch.float32)
-    log["stage2_val_w1"] = val_w1(model2, ds)
-    print("stage 2 validation W1 (q, p):", log["stage2_val_w1"], flush=True)
-    best = model2 if sum(log["stage2_val_w1"]) <= sum(log["stage1_val_w1"]) else model
-    log["chosen"] = "stage2" if best is model2 else "stage1"
-    best.to(dtype=torch.float64).save(out / "paper-1d")
+    # stages 2 and 3: full-batch L-BFGS on growing fixed sets of training states
+    for stage, (per_snapshot, iterations, seed) in ((2, (200, 300, 0)), (3, (300, 150, 1))):
+        path = out / f"stage{stage}-lbfgs.safetensors"
+        if path.exists():
+            model = fastvp.Surrogate.load(path).to(dtype=torch.float32)
+        else:
+            res = refine_forces_lbfgs(model, ds, per_snapshot, iterations, seed)
+            log[f"stage{stage}_train_force_error"] = res["loss"]
+            model.save(path)
+        log[f"stage{stage}_val_w1"] = val_w1(model, ds)
+        print(f"stage {stage} validation W1 (q, p):", log[f"stage{stage}_val_w1"], flush=True)
+    model.to(dtype=torch.float64).save(out / "paper-1d")
     (out / "log.json").write_text(json.dumps(log, indent=2))
     print(log)
 

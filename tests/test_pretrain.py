@@ -62,3 +62,19 @@ def test_cli_train_with_force_matching(small_dataset, tmp_path, capsys):
                  "--pretrain-forces", "20", "--quiet"]) == 0
     assert "force matching" in capsys.readouterr().out
     fastvp.Surrogate.load(tmp_path / "run" / "model.safetensors")
+
+
+def test_lbfgs_refinement_lowers_the_force_error(small_dataset):
+    from fastvp.surrogate.pretrain import refine_forces_lbfgs
+
+    torch.manual_seed(1)
+    model = fastvp.Surrogate(small_dataset.config, hidden=16)
+    q = torch.as_tensor(small_dataset.split("train").q(0))
+    acc = pic_acceleration(q, small_dataset.config)
+    before = force_loss(model.V_net.double(), q, acc).item()
+    res = refine_forces_lbfgs(model, small_dataset, per_snapshot=8, iterations=30, verbose=False,
+                              dtype=torch.float64)
+    assert res["evaluations"] >= 2
+    assert res["loss"] < 0.5 * before
+    with pytest.raises(ValueError, match="per_snapshot"):
+        refine_forces_lbfgs(model, small_dataset, per_snapshot=0)

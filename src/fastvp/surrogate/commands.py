@@ -33,7 +33,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, default {d.lr}")
     p.add_argument("--steps", type=int, default=d.steps, help=f"leapfrog K, default {d.steps}")
-    p.add_argument("--hidden", type=int, default=d.hidden, help=f"Deep Set H, default {d.hidden}")
+    p.add_argument("--hidden", type=int, default=None,
+                   help=f"hidden width (Deep Set H, default {d.hidden}; baseline: its own default)")
     p.add_argument("--schedule", default=d.schedule, choices=["constant", "cosine"])
     p.add_argument("--compile", action="store_true", help="fuse the gradient with torch.compile")
     p.add_argument("--snapshots", action="store_true",
@@ -52,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         steps=args.steps, hidden=args.hidden, dtype=args.dtype,
+                         steps=args.steps, hidden=args.hidden or TrainConfig.hidden, dtype=args.dtype,
                          device=args.device, seed=args.seed, schedule=args.schedule,
                          method="compiled" if args.compile else "fast",
                          snapshots=args.snapshots)
@@ -65,7 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         ds = load_dataset(args.data)
         torch.manual_seed(args.seed)
-        start = Surrogate(ds.config, steps=args.steps, hidden=args.hidden)
+        start = Surrogate(ds.config, steps=args.steps, hidden=config.hidden)
         res = pretrain_forces(start, ds, PretrainConfig(steps=args.pretrain_forces, seed=args.seed,
                                                         device=args.device), progress=not args.quiet)
         print(f"force matching: {args.pretrain_forces} steps, relative force error on "

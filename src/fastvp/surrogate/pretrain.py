@@ -109,3 +109,42 @@ def pretrain_forces(model, dataset, config: PretrainConfig | None = None, progre
     with torch.no_grad():
         val_loss = force_loss(net, val.to(device, dtype), pic_acceleration(val, pic).to(device, dtype))
     return {"train_loss": losses, "val_loss": float(val_loss)}
+
+
+def refine_forces_lbfgs(model, dataset, per_snapshot: int = 200, iterations: int = 300, seed: int = 0,
+                        dtype: torch.dtype = torch.float32, verbose: bool = True) -> dict:
+    """Full-batch L-BFGS on the force-matching loss over a fixed set of training states.
+
+    ``per_snapshot`` examples of the train split are drawn (seeded) at every snapshot;
+    the loss is smooth and deterministic there, where Adam's noisy steps stall around a
+    relative error of 1e-2. Returns {"loss": final training loss, "evaluations": n}.
+    """
+    if isinstance(per_snapshot, bool) or not isinstance(per_snapshot, int) or per_snapshot < 1:
+        raise ValueError(f"per_snapshot must be an integer >= 1, got {per_snapshot!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    train = dataset.split("train")
+    rng = np.random.default_rng(seed)
+    per_snapshot = min(per_snapshot, len(train))
+    q = torch.as_tensor(np.concatenate(
+        [train.q(s)[rng.choice(len(train), per_snapshot, replace=False)] for s in train.steps]))
+    accel = pic_acceleration(q, dataset.config).to(dtype)
+    q = q.to(dtype)
+    net = model.V_net.to(dtype=dtype)
+    opt = torch.optim.LBFGS(net.parameters(), lr=1, max_iter=iterations, history_size=50,
+                            line_search_fn="strong_wolfe")
+    count = [0]
+
+    def closure():
+        opt.zero_grad()
+        loss = force_loss(net, q, accel)
+        loss.backward()
+        count[0] += 1
+        if verbose and count[0] % 20 == 0:
+            print(f"L-BFGS evaluation {count[0]}: relative force error {loss.item():.4g}", flush=True)
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        final = force_loss(net, q, accel).item()
+    return {"loss": final, "evaluations": count[0]}
