@@ -26,6 +26,7 @@ import torch
 
 from .backend import resolve_device
 from .config import PAPER_SPLIT, PICConfig
+from .files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 METADATA = "metadata.json"
@@ -46,12 +47,7 @@ def split_sizes(n: int) -> tuple[int, int, int]:
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + PARTIAL)
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 # ---------------------------------------------------------------------------- reading

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .backend import resolve_device, resolve_dtype
+from .files import atomic_write_text
 from .metrics import total_energy, wasserstein_1d
 
 #: Examples sampled at once: bounds memory, and a progress bar ticks per chunk.
@@ -277,8 +278,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results["figures"] = _figures(out, results, q_data, p_data, fig_model, fig_base, keep)
-    _write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
-    _write_text(out / "report.md", report_markdown(results))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "report.md", report_markdown(results))
     return results
 
 
@@ -524,13 +525,6 @@ def report_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ demo

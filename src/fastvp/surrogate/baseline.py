@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..backend import resolve_device, resolve_dtype
+from ..files import atomic_write_text
 from ..initial import as_particles
 
 FORMAT = "fastvp-baseline/1"
@@ -158,7 +159,7 @@ class Baseline(nn.Module):
         tmp = path.with_name(path.name + ".partial")
         save_file(tensors, str(tmp), metadata={"fastvp": json.dumps(meta)})
         os.replace(tmp, path)
-        _atomic_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
+        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
         return path
 
     @classmethod
@@ -194,13 +195,6 @@ class Baseline(nn.Module):
         return model
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ training
