@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 import fastvp
 from fastvp.data import PARTIAL, PROGRESS, _merge, _missing, _read_progress
@@ -16,14 +15,7 @@ from fastvp.data import PARTIAL, PROGRESS, _merge, _missing, _read_progress
 SMALL = fastvp.PICConfig(n_particles=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small chunks on an oversubscribed machine run far faster on one intra-op thread (the
-    # PIC's ops are chunk-sized); results are the same bytes whatever the thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def files(folder) -> dict[str, bytes]:

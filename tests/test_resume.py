@@ -20,14 +20,7 @@ from fastvp.data import PARTIAL, PROGRESS
 N_EXAMPLES, CHUNK, SEED = 600, 50, 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small chunks on an oversubscribed machine run far faster on one intra-op thread (the
-    # PIC's ops are chunk-sized); results are the same bytes whatever the thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # A generation in its own process; each chunk is slowed by argv[2] seconds so that the
 # test can kill it between any two chunks (the kill lands anywhere in the last one).
