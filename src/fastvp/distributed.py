@@ -172,6 +172,18 @@ def any_true(flag: bool) -> bool:
     return bool(t.item())
 
 
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over ranks (a new tensor, detached; `tensor` itself unchanged).
+
+    Every rank gets the same bits.
+    """
+    if not is_initialized():
+        return tensor.detach().clone()
+    t = tensor.detach().to(_collective_device(), copy=True)
+    _dist().all_reduce(t, op=_dist().ReduceOp.SUM)
+    return t.to(tensor.device)
+
+
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     """The mean of `tensor` over ranks (a new tensor; `tensor` itself unchanged).
 
@@ -179,9 +191,32 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     """
     if not is_initialized():
         return tensor.detach().clone()
-    t = tensor.detach().to(_collective_device(), copy=True)
-    _dist().all_reduce(t, op=_dist().ReduceOp.SUM)
-    return (t / world_size()).to(tensor.device)
+    return all_reduce_sum(tensor) / world_size()
+
+
+def shard(n: int) -> slice:
+    """This rank's contiguous part of n items: [r n // W, (r + 1) n // W).
+
+    The parts of the W ranks tile range(n) in order; their sizes differ by at most one
+    (a part is empty when n < W).
+    """
+    r, w = rank(), world_size()
+    return slice(r * n // w, (r + 1) * n // w)
+
+
+def wrap_ddp(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` in DistributedDataParallel when a group of more than one rank exists
+    (itself otherwise). Its parameters must already be on this rank's device: CUDA
+    modules get device_ids=[their device], CPU modules none (which needs gloo).
+    """
+    if world_size() <= 1:
+        return module
+    dev = next(module.parameters()).device
+    if dev.type == "cpu" and _dist().get_backend() == "nccl":
+        raise ValueError("a model on the cpu cannot train under the nccl backend: use gloo "
+                         "(fastvp.distributed.init(backend='gloo')) or a CUDA device")
+    ids = [dev] if dev.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def on_main(fn: Callable[[], Any]) -> Any:

@@ -137,12 +137,40 @@ class _Data:
         self.mu_q = torch.full((n,), cfg.mu_q, dtype=dtype, device=device)
         self.mu_p = torch.full((n,), cfg.mu_p, dtype=dtype, device=device)
 
-    def loss(self, model: Surrogate, idx, method: str) -> torch.Tensor:
-        """Mean NLL over the examples idx and the supervised snapshots."""
-        terms = [nll(model, q[idx], p[idx], self.mu_q[idx], self.sigma_q[idx], self.mu_p[idx],
-                     self.sigma_p[idx], t, method).mean()
+    def loss(self, model: Surrogate, idx, method: str, scale: float | None = None) -> torch.Tensor:
+        """NLL of the examples idx [b], averaged over the supervised snapshots: a scalar.
+
+        scale None: the mean over idx; else scale * the sum over idx (a rank's part of
+        the mean of a larger batch, see ``train``).
+        """
+        def reduce(x: torch.Tensor) -> torch.Tensor:
+            return x.mean() if scale is None else x.sum() * scale
+
+        terms = [reduce(nll(model, q[idx], p[idx], self.mu_q[idx], self.sigma_q[idx], self.mu_p[idx],
+                            self.sigma_p[idx], t, method))
                  for q, p, t in zip(self.q, self.p, self.times, strict=True)]
         return terms[0] if len(terms) == 1 else torch.stack(terms).mean()
+
+
+class _Objective(torch.nn.Module):
+    """``forward(idx, scale)``: scale * the NLL summed over the examples idx [b] of `data`
+    (``_Data.loss``), as a module, so that DistributedDataParallel can wrap it.
+
+    An empty idx gives 0 as a function of every trained parameter: each gets a zero
+    gradient, so DDP's all-reduce runs on a rank whose part of a short batch is empty.
+    """
+
+    def __init__(self, model: Surrogate, data: _Data, method: str):
+        super().__init__()
+        self.model = model
+        self.data = data
+        self.method = method
+
+    def forward(self, idx: torch.Tensor, scale: float) -> torch.Tensor:
+        if idx.numel() == 0:
+            return torch.stack([(x * 0).sum() for x in self.model.parameters()
+                                if x.requires_grad]).sum()
+        return self.data.loss(self.model, idx, self.method, scale)
 
 
 def _dataset(dataset):
@@ -186,8 +214,16 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
 # ---------------------------------------------------------------------------- train
 
 
+def _constant_parameters(model: Surrogate) -> list[torch.nn.Parameter]:
+    """Parameters the loss does not depend on: V's final bias b4 only shifts V, so dV/dq,
+    the flow and the NLL ignore it. They are left out of training (no gradient, never
+    updated, as before), which also keeps DDP from waiting for their gradients."""
+    return [model.V_net.rho[2].bias]
+
+
 def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool = False,
-          progress: bool = True, model: Surrogate | None = None) -> Surrogate:
+          progress: bool = True, model: Surrogate | None = None,
+          distributed: bool | None = None) -> Surrogate:
     """Fit a Surrogate to a dataset folder (or a ``fastvp.data.Dataset``); returns it.
 
     Trains on ``dataset.split("train")``, scores ``split("val")`` after each epoch.
@@ -198,23 +234,74 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     finite is skipped (and reported); after `max_bad_steps` in a row training stops
     with FloatingPointError, the last checkpoint untouched. `model`: start from this
     model (a copy; e.g. to fine-tune) rather than a fresh one of width config.hidden.
+
+    distributed: data-parallel training over the ranks of torch.distributed (launched by
+    torchrun), the model in DistributedDataParallel. None: whenever a process group
+    exists or WORLD_SIZE > 1 (a group made here is left again at the end; its backend
+    is nccl for a CUDA device, gloo for the cpu). Every optimiser step takes the same
+    global batch of `config.batch_size` examples as a single process (the same seeded
+    order), cut into W contiguous parts, one per rank; rank r's loss is its part's NLL sum
+    times W / (global batch size), so DDP's mean of the gradients is the gradient of the
+    global batch's mean NLL, also for uneven or short batches. The result is the
+    single-process run up to round-off. The validation split is scored in W parts and
+    summed. Rank 0 alone writes `out` (on a filesystem all ranks share) and shows the
+    progress bar; a resumed run (with any number of ranks) loads the checkpoint on every
+    rank. With device "cuda" (or None on a GPU machine) rank r uses cuda:LOCAL_RANK.
     """
+    from .. import distributed as dist
+
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a fastvp.TrainConfig, got {type(config).__name__}")
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    if model is not None and not isinstance(model, Surrogate):
+        raise ValueError(f"model must be a fastvp.Surrogate to start from, "
+                         f"got {type(model).__name__}")
     ds = _dataset(dataset)
-    device, dtype = resolve_device(config.device), config.dtype
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs out, the folder holding the checkpoint")
-    if out is not None:
+    if distributed is None:
+        distributed = dist.is_initialized() or dist.launched()
+    device = dist.device(config.device) if distributed else resolve_device(config.device)
+    created_group = distributed and not dist.is_initialized()
+    if distributed:
+        dist.init(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(ds, config, out, resume, progress, model, device,
+                      distributed and dist.world_size() > 1)
+    finally:
+        if created_group:
+            dist.shutdown()
+
+
+def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bool,
+           model: Surrogate | None, device: torch.device, parallel: bool) -> Surrogate:
+    """``train`` once the device and the process group are known (parallel: world > 1)."""
+    from .. import distributed as dist
+
+    world = dist.world_size() if parallel else 1
+    main = dist.is_main() if parallel else True
+
+    def on_main(fn):
+        return dist.on_main(fn) if parallel else fn()
+
+    if config.batch_size < world:
+        raise ValueError(f"batch_size ({config.batch_size}) is the global batch, split over "
+                         f"the {world} ranks: it must be at least the number of ranks")
+
+    def prepare() -> bool:
         if out.exists() and not out.is_dir():
             raise ValueError(f"out {str(out)!r} exists and is not a folder")
         if not resume and (out / CHECKPOINT).exists():
             raise ValueError(f"out {str(out)!r} already holds a checkpoint: pass resume=True "
                              "(--resume) to continue it, or choose another folder")
         out.mkdir(parents=True, exist_ok=True)
+        return (out / CHECKPOINT).exists()
 
+    has_checkpoint = on_main(prepare) if out is not None else False  # rank 0 looks, all follow
+    dtype = config.dtype
     steps = list(ds.steps)
     times = [float(x) for x in ds.times]
     supervised = [i for i, t in enumerate(times) if t > 0] if config.snapshots else [len(steps) - 1]
@@ -225,13 +312,13 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     torch.manual_seed(config.seed)
     if model is None:
         model = Surrogate(ds.config, steps=config.steps, hidden=config.hidden)
-    elif not isinstance(model, Surrogate):
-        raise ValueError(f"model must be a fastvp.Surrogate to start from, "
-                         f"got {type(model).__name__}")
     else:
         model = copy.deepcopy(model)
         model.steps = config.steps
     model.to(device=device, dtype=dtype)
+    frozen = [x for x in _constant_parameters(model) if x.requires_grad]
+    for x in frozen:
+        x.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     per_epoch = math.ceil(train_set.n / config.batch_size)
     total = per_epoch * config.epochs
@@ -244,7 +331,7 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     epoch, position, history, bad_total = 0, 0, [], 0
-    if resume and (out / CHECKPOINT).exists():
+    if resume and has_checkpoint:
         ck = _load_checkpoint(out / CHECKPOINT, config)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -252,27 +339,41 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
         torch.set_rng_state(ck["torch_rng"])
         epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
         bad_total = int(ck.get("bad_steps", 0))
+    # the loss as a module; under DDP its forward all-reduces the gradients in backward
+    net = _Objective(model, train_set, config.method)
+    if parallel:
+        net = dist.wrap_ddp(net)
 
-    def checkpoint(epoch: int, position: int) -> None:
+    def checkpoint(epoch: int, position: int, files: bool = False) -> None:
+        """Rank 0 writes checkpoint.pt (and with files, model.safetensors and history.json)."""
         if out is None:
             return
         if not all(torch.isfinite(x).all() for x in model.parameters()):
             raise FloatingPointError("parameters became non-finite; the last checkpoint in "
                                      f"{str(out)!r} is kept")
-        _atomic_save({
-            "format": "fastvp-train/1", "config": config.to_dict(), "epoch": epoch,
-            "position": position, "history": history, "bad_steps": bad_total,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }, out / CHECKPOINT)
+
+        def save() -> None:
+            _atomic_save({
+                "format": "fastvp-train/1", "config": config.to_dict(), "epoch": epoch,
+                "position": position, "history": history, "bad_steps": bad_total,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }, out / CHECKPOINT)
+            if files:
+                model.save(out / MODEL)
+                tmp = out / (HISTORY + ".partial")
+                tmp.write_text(json.dumps(history, indent=1) + "\n")
+                os.replace(tmp, out / HISTORY)
+
+        on_main(save)  # the other ranks wait (and raise rank 0's error, if any)
 
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=epoch * per_epoch + position, unit="batch",
-                   desc="train", dynamic_ncols=True)
+                   desc="train" if world == 1 else f"train ({world} ranks)", dynamic_ncols=True)
     try:
         while epoch < config.epochs:
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -280,18 +381,23 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
             t0, losses, bad = time.perf_counter(), [], 0
             model.train()
             for b in range(position, per_epoch):
-                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+                idx = order[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
+                mine = idx[dist.shard(len(idx))] if parallel else idx
                 opt.zero_grad(set_to_none=True)
-                loss = train_set.loss(model, idx, config.method)
-                ok = bool(torch.isfinite(loss))
+                loss = net(mine, world / len(idx))
+                # the global batch's mean NLL, on every rank: one flag for all
+                loss_all = dist.all_reduce_mean(loss) if parallel else loss.detach()
+                ok = bool(torch.isfinite(loss_all))
                 if ok:
                     loss.backward()
                     ok = all(torch.isfinite(x.grad).all() for x in model.parameters()
                              if x.grad is not None)
+                    if parallel:  # the all-reduced gradients agree; the flag is shared anyway
+                        ok = not dist.any_true(not ok)
                 if not ok:
                     bad, bad_total = bad + 1, bad_total + 1
                     msg = (f"epoch {epoch} batch {b}: non-finite loss or gradient "
-                           f"({loss.item():g}); step skipped ({bad} in a row)")
+                           f"({loss_all.item():g}); step skipped ({bad} in a row)")
                     if bar is not None:
                         bar.write(msg)
                     if bad >= config.max_bad_steps:
@@ -302,7 +408,7 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
                 else:
                     bad = 0
                     opt.step()
-                    losses.append(loss.item())
+                    losses.append(loss_all.item())
                 sched.step()
                 if bar is not None:
                     bar.update(1)
@@ -311,7 +417,7 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
                 if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 \
                         and b + 1 < per_epoch:
                     checkpoint(epoch, b + 1)
-            val = validation_loss(model, val_set, config.batch_size)
+            val = validation_loss(model, val_set, config.batch_size, distributed=parallel)
             history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses
                             else float("nan"), "val_loss": val, "a": model.a.item(),
                             "lr": opt.param_groups[0]["lr"],
@@ -320,27 +426,34 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
                 bar.write(f"epoch {epoch}: train {history[-1]['train_loss']:.3f}  val {val:.3f}  "
                           f"a {model.a.item():.4f}")
             epoch, position = epoch + 1, 0
-            checkpoint(epoch, 0)
-            if out is not None:
-                model.save(out / MODEL)
-                tmp = out / (HISTORY + ".partial")
-                tmp.write_text(json.dumps(history, indent=1) + "\n")
-                os.replace(tmp, out / HISTORY)
+            checkpoint(epoch, 0, files=True)
     finally:
         if bar is not None:
             bar.close()
+        for x in frozen:
+            x.requires_grad_(True)
     model.eval()
     model.history = history
     return model
 
 
-def validation_loss(model: Surrogate, data: _Data, batch_size: int) -> float:
-    """Mean NLL of `data`'s final snapshots (no gradients)."""
+def validation_loss(model: Surrogate, data: _Data, batch_size: int,
+                    distributed: bool = False) -> float:
+    """Mean NLL of `data`'s final snapshots (no gradients).
+
+    distributed: each rank of torch.distributed scores its contiguous part of the
+    examples and the sums are all-reduced (every rank returns the same number).
+    """
+    from .. import distributed as dist
+
+    part = dist.shard(data.n) if distributed else slice(0, data.n)
     total = 0.0
     with torch.no_grad():
-        for lo in range(0, data.n, 4 * batch_size):
-            idx = torch.arange(lo, min(data.n, lo + 4 * batch_size), device=data.q[-1].device)
+        for lo in range(part.start, part.stop, 4 * batch_size):
+            idx = torch.arange(lo, min(part.stop, lo + 4 * batch_size), device=data.q[-1].device)
             total += nll(model, data.q[-1][idx], data.p[-1][idx], data.mu_q[idx],
                          data.sigma_q[idx], data.mu_p[idx], data.sigma_p[idx],
                          data.times[-1]).sum().item()
+    if distributed:
+        total = dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64)).item()
     return total / data.n
