@@ -38,10 +38,17 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from . import distributed as dist
     from .eval_commands import run_train_baseline
     from .surrogate.commands import run_train
 
-    return (run_train_baseline if args.model == "baseline" else run_train)(args)
+    run = run_train_baseline if args.model == "baseline" else run_train
+    if not dist.launched():
+        return run(args)
+    # under torchrun: one process group for the whole command (DDP training), left after
+    backend = "nccl" if dist.device(args.device).type == "cuda" else "gloo"
+    with dist.session(backend):
+        return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,6 +139,33 @@ def session(backend: str | None = None, timeout: float | None = None):
             shutdown()
 
 
+@contextlib.contextmanager
+def data_parallel(distributed: bool | None, requested=None):
+    """``with data_parallel(distributed, requested) as (parallel, dev):`` for a function
+    that takes a `distributed` argument (training); `requested` is its device argument.
+
+    distributed None: True when a process group exists or WORLD_SIZE > 1. When true, the
+    group is joined from the environment (nccl for a CUDA device, gloo for the cpu) and
+    left at the end if it was made here; dev is this rank's device (``device(requested)``).
+    When false: dev is ``resolve_device(requested)``. parallel: distributed over > 1 rank.
+    """
+    from .backend import resolve_device
+
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    if distributed is None:
+        distributed = is_initialized() or launched()
+    dev = device(requested) if distributed else resolve_device(requested)
+    existed = is_initialized()
+    if distributed:
+        init(backend="nccl" if dev.type == "cuda" else "gloo")
+    try:
+        yield distributed and world_size() > 1, dev
+    finally:
+        if distributed and not existed:
+            shutdown()
+
+
 def barrier() -> None:
     """Wait for all ranks (no-op in a single process)."""
     if is_initialized():

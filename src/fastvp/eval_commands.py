@@ -115,6 +115,10 @@ def run_train_baseline(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = train_baseline(args.data, config, out=args.out,
                            progress=not getattr(args, "quiet", False))
+    from .distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports
+        return 0
     last = model.history[-1] if model.history else {}
     best = min((h for h in model.history if "val_loss" in h), key=lambda h: h["val_loss"],
                default=None)

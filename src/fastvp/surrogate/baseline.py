@@ -238,9 +238,17 @@ def _arrays(ds, device, dtype) -> tuple[torch.Tensor, ...]:
                  for a in (ds.q(first), ds.p(first), ds.q(last), ds.p(last)))
 
 
-def _loss(model: Baseline, x, yq, yp) -> torch.Tensor:
+def _loss(model: Baseline, x, yq, yp, scale: float | None = None) -> torch.Tensor:
+    """Half the mean squared error of both outputs (x [b, 2N], yq, yp [b, N]): a scalar.
+
+    scale: instead scale * the sum over the b examples of their mean over N (a rank's
+    part of the mean of a larger batch, see ``train_baseline``).
+    """
     oq, op = model(x)
-    return 0.5 * (((oq - yq) ** 2).mean() + ((op - yp) ** 2).mean())
+    if scale is None:
+        return 0.5 * (((oq - yq) ** 2).mean() + ((op - yp) ** 2).mean())
+    n = yq.shape[1]
+    return 0.5 * (((oq - yq) ** 2).sum() + ((op - yp) ** 2).sum()) / n * scale
 
 
 def _evaluate(model: Baseline, arrays, batch_size: int = 4096) -> tuple[float, float, float]:
@@ -264,14 +272,20 @@ def _evaluate(model: Baseline, arrays, batch_size: int = 4096) -> tuple[float, f
 
 
 def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
-                   progress: bool = True) -> Baseline:
+                   progress: bool = True, *, distributed: bool | None = None) -> Baseline:
     """Train the baseline on the "train" split of `dataset` (a Dataset or a folder).
 
     Targets are the final snapshot (t = T). Adam with `config.lr`, shuffled minibatches of
     `config.batch_size`; after each epoch the validation loss and the validation W1 at T
     are appended to ``model.history``. `out`: a file to save the returned model to.
     Returns the model of the best validation epoch, on `config.device` in `config.dtype`.
+
+    distributed: data-parallel over the ranks of torch.distributed, as ``fastvp.train``
+    does (None: whenever a process group exists or WORLD_SIZE > 1): each global batch is
+    cut into contiguous parts, one per rank, weighted so that DDP's mean gradient is the
+    single-process one; every rank scores the whole validation split; rank 0 writes `out`.
     """
+    from .. import distributed as dist
     from ..data import Dataset, load_dataset
 
     config = config or BaselineConfig()
@@ -286,8 +300,26 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     if len(train) == 0:
         raise ValueError(f"dataset {str(dataset.path)!r} has an empty training split "
                          f"({len(dataset)} examples)")
-    device = resolve_device(config.device)
+    with dist.data_parallel(distributed, config.device) as (parallel, device):
+        world = dist.world_size() if parallel else 1
+        if config.batch_size < world:
+            raise ValueError(f"batch_size ({config.batch_size}) is the global batch, split over "
+                             f"the {world} ranks: it must be at least the number of ranks")
+        model = _train_baseline(train, val, dataset, config, progress, device, parallel)
+        if out is not None:
+            if parallel:
+                dist.on_main(lambda: model.save(out))  # the other ranks wait
+            else:
+                model.save(out)
+    return model
+
+
+def _train_baseline(train, val, dataset, config: BaselineConfig, progress: bool,
+                    device: torch.device, parallel: bool) -> Baseline:
+    from .. import distributed as dist
+
     dtype = config.dtype
+    world = dist.world_size() if parallel else 1
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
 
@@ -301,12 +333,13 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         x_tr, _, _ = model.features(tr[0], tr[1])
         yq_tr, yp_tr = model.targets(*tr)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    net = dist.wrap_ddp(model) if parallel else model
     n = x_tr.shape[0]
     history: list[dict] = []
     best, best_state = math.inf, None
 
     bar = None
-    if progress:
+    if progress and (not parallel or dist.is_main()):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.epochs, unit="epoch", desc="baseline", leave=False)
@@ -317,15 +350,17 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
             perm = torch.randperm(n, generator=gen).to(device)
             total = 0.0
             for i in range(0, n, config.batch_size):
-                idx = perm[i:i + config.batch_size]
-                loss = _loss(model, x_tr[idx], yq_tr[idx], yp_tr[idx])
+                idx = perm[i:i + config.batch_size]  # the global batch
+                mine = idx[dist.shard(len(idx))] if parallel else idx
+                loss = _loss(net, x_tr[mine], yq_tr[mine], yp_tr[mine], scale=world / len(idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += loss.item() * idx.shape[0]
+                loss_all = dist.all_reduce_mean(loss) if parallel else loss.detach()
+                total += loss_all.item() * idx.shape[0]
             model.eval()
             row = {"epoch": epoch + 1, "train_loss": total / n, "time_s": time.perf_counter() - t0}
-            if va is not None:
+            if va is not None:  # on every rank: their parameters are the same
                 row["val_loss"], row["val_w1_q"], row["val_w1_p"] = _evaluate(model, va)
                 if row["val_loss"] < best:
                     best, best_state = row["val_loss"], copy.deepcopy(model.state_dict())
@@ -340,6 +375,4 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         model.load_state_dict(best_state)
     model.history = history
     model.train_config = config.to_dict()
-    if out is not None:
-        model.save(out)
     return model

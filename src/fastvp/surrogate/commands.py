@@ -25,12 +25,15 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train a PDE-NHF surrogate on a dataset folder",
                               description="Train PDE-NHF on the final snapshots of a dataset "
-                              "folder (its train split; val split scored each epoch).")
+                              "folder (its train split; val split scored each epoch). Launched by "
+                              "torchrun, trains data-parallel (DDP) on all its ranks.")
     p.add_argument("--data", required=True, help="dataset folder (fastvp or official layout)")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, model.safetensors, "
                    "history.json")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"examples per optimiser step, default {d.batch_size}; under torchrun the "
+                   "global batch, split over the ranks")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, default {d.lr}")
     p.add_argument("--steps", type=int, default=d.steps, help=f"leapfrog K, default {d.steps}")
     p.add_argument("--hidden", type=int, default=None,
@@ -50,6 +53,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .. import distributed as dist
     from .train import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -64,19 +68,26 @@ def run_train(args: argparse.Namespace) -> int:
         from .model import Surrogate
         from .pretrain import PretrainConfig, pretrain_forces
 
+        # under torchrun every rank runs the same warm start (DDP then starts all ranks
+        # from rank 0's parameters); no rank waits idle in a collective meanwhile
         ds = load_dataset(args.data)
         torch.manual_seed(args.seed)
         start = Surrogate(ds.config, steps=args.steps, hidden=config.hidden)
+        device = dist.device(args.device) if dist.is_initialized() else args.device
         res = pretrain_forces(start, ds, PretrainConfig(steps=args.pretrain_forces, seed=args.seed,
-                                                        device=args.device), progress=not args.quiet)
-        print(f"force matching: {args.pretrain_forces} steps, relative force error on "
-              f"validation states {res['val_loss']:.3g}")
+                                                        device=device),
+                              progress=not args.quiet and dist.is_main())
+        if dist.is_main():
+            print(f"force matching: {args.pretrain_forces} steps, relative force error on "
+                  f"validation states {res['val_loss']:.3g}")
     model = train(args.data, config, out=args.out, resume=args.resume, progress=not args.quiet,
                   model=start)
     last = model.history[-1] if model.history else {}
-    print(f"trained {config.epochs} epochs in {time.perf_counter() - t0:.1f} s: "
-          f"val loss {last.get('val_loss', float('nan')):.3f}, a = {model.a.item():.4f}; "
-          f"model in {args.out}")
+    if dist.is_main():  # one line under torchrun, not one per rank
+        ranks = f" on {dist.world_size()} ranks" if dist.world_size() > 1 else ""
+        print(f"trained {config.epochs} epochs{ranks} in {time.perf_counter() - t0:.1f} s: "
+              f"val loss {last.get('val_loss', float('nan')):.3f}, a = {model.a.item():.4f}; "
+              f"model in {args.out}")
     return 0
 
 

@@ -253,8 +253,6 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a fastvp.TrainConfig, got {type(config).__name__}")
-    if distributed is not None and not isinstance(distributed, bool):
-        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
     if model is not None and not isinstance(model, Surrogate):
         raise ValueError(f"model must be a fastvp.Surrogate to start from, "
                          f"got {type(model).__name__}")
@@ -262,18 +260,8 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise ValueError("resume=True needs out, the folder holding the checkpoint")
-    if distributed is None:
-        distributed = dist.is_initialized() or dist.launched()
-    device = dist.device(config.device) if distributed else resolve_device(config.device)
-    created_group = distributed and not dist.is_initialized()
-    if distributed:
-        dist.init(backend="nccl" if device.type == "cuda" else "gloo")
-    try:
-        return _train(ds, config, out, resume, progress, model, device,
-                      distributed and dist.world_size() > 1)
-    finally:
-        if created_group:
-            dist.shutdown()
+    with dist.data_parallel(distributed, config.device) as (parallel, device):
+        return _train(ds, config, out, resume, progress, model, device, parallel)
 
 
 def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bool,
