@@ -1,4 +1,5 @@
-"""torch.distributed: helpers, and sharded generation equal to a single-process run (gloo, CPU)."""
+"""torch.distributed: helpers, sharded generation and DDP training, each equal to a
+single-process run (gloo, CPU)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,61 @@ def _scenario_rank_fails(tmp: Path, report: dict) -> None:
         report["error"] = f"{type(exc).__name__}: {exc}"
 
 
-SCENARIOS = {"generate": _scenario_generate, "resume": _scenario_resume, "rank_fails": _scenario_rank_fails}
+# DDP training: 18 examples give 11 training ones (batches of 5, 5 and 1: an odd global
+# batch cut 2 + 3, and a last batch of one, which leaves rank 0's part empty) and 4 to
+# validate (2 per rank).
+TRAIN_EXAMPLES = 18
+TRAIN = dict(epochs=2, batch_size=5, lr=1e-2, steps=3, hidden=8, dtype="float64", seed=1)
+BASELINE = dict(epochs=3, batch_size=5, hidden=8, dtype="float64", seed=1)
+
+
+def _params(model) -> dict[str, list[float]]:
+    return {k: v.detach().cpu().flatten().tolist() for k, v in model.state_dict().items()}
+
+
+def _nan_on_second_call(monkeypatch_setattr):
+    """Make _Data.loss non-finite on its second call (the second batch of epoch 0)."""
+    from fastvp.surrogate import train as train_mod
+
+    real, calls = train_mod._Data.loss, [0]
+
+    def loss(self, *args):
+        calls[0] += 1
+        value = real(self, *args)
+        return value * float("nan") if calls[0] == 2 else value
+
+    monkeypatch_setattr(train_mod._Data, "loss", loss)
+    return real
+
+
+def _scenario_train(tmp: Path, report: dict) -> None:
+    from fastvp.surrogate import train as train_mod
+    from fastvp.surrogate.baseline import BaselineConfig, train_baseline
+
+    ds, cfg = tmp / "train_ds", fastvp.TrainConfig(**TRAIN)
+    model = fastvp.train(ds, cfg, tmp / "run", progress=False)  # distributed=None: the group is found
+    report["params"], report["history"] = _params(model), model.history
+    # the single-process checkpoint of epoch 0, continued by two ranks
+    report["resumed"] = _params(fastvp.train(ds, cfg, tmp / "resumed", resume=True, progress=False))
+    # rank 1 alone sees a non-finite loss on the second batch: both ranks skip that step
+    real = train_mod._Data.loss
+    if dist.rank() == 1:
+        _nan_on_second_call(setattr)
+    try:
+        model = fastvp.train(ds, cfg, progress=False)
+    finally:
+        train_mod._Data.loss = real
+    report["nan_params"], report["nan_history"] = _params(model), model.history
+    try:
+        fastvp.train(ds, fastvp.TrainConfig(**TRAIN | {"batch_size": 1}), progress=False)
+    except ValueError as exc:
+        report["small_batch"] = str(exc)
+    model = train_baseline(ds, BaselineConfig(**BASELINE), tmp / "baseline", progress=False)
+    report["baseline"], report["baseline_history"] = _params(model), model.history
+
+
+SCENARIOS = {"generate": _scenario_generate, "resume": _scenario_resume, "rank_fails": _scenario_rank_fails,
+             "train": _scenario_train}
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +241,125 @@ def test_torchrun_cli_writes_the_same_bytes_as_one_process(tmp_path, reference):
            "--examples", str(N_EXAMPLES), "--chunk", str(CHUNK), "--seed", str(SEED), "--quiet"]
     subprocess.run(cmd, check=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert files(out) == reference
+
+
+# ---------------------------------------------------------------------------- DDP training
+
+
+def max_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
+    """Largest |a - b| over all parameters, relative to the largest |a| (at least 1)."""
+    assert a.keys() == b.keys()
+    diff = max(abs(x - y) for k in a for x, y in zip(a[k], b[k], strict=True))
+    return diff / max(1.0, max(abs(x) for k in a for x in a[k]))
+
+
+def assert_history_close(a: list[dict], b: list[dict], keys=("train_loss", "val_loss")) -> None:
+    assert len(a) == len(b)
+    for ha, hb in zip(a, b, strict=True):
+        for k in keys:
+            assert abs(ha[k] - hb[k]) <= 1e-12 * abs(hb[k]), (k, ha[k], hb[k])
+
+
+@pytest.fixture(scope="module")
+def ddp_training(tmp_path_factory):
+    """Single-process references, then the "train" scenario on two gloo ranks."""
+    from fastvp.surrogate.baseline import BaselineConfig, train_baseline
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ds = fastvp.generate_dataset(tmp / "train_ds", n_examples=TRAIN_EXAMPLES,
+                                     config=fastvp.PICConfig(n_particles=32), seed=0, progress=False)
+        cfg = fastvp.TrainConfig(**TRAIN)
+        model = fastvp.train(ds, cfg, progress=False)
+        ref = {"params": _params(model), "history": model.history}
+        fastvp.train(ds, fastvp.TrainConfig(**TRAIN | {"epochs": 1}), tmp / "resumed", progress=False)
+        mp_ = pytest.MonkeyPatch()
+        try:
+            _nan_on_second_call(mp_.setattr)
+            model = fastvp.train(ds, cfg, progress=False)
+        finally:
+            mp_.undo()
+        ref["nan_params"], ref["nan_history"] = _params(model), model.history
+        model = train_baseline(ds, BaselineConfig(**BASELINE), progress=False)
+        ref["baseline"], ref["baseline_history"] = _params(model), model.history
+    finally:
+        torch.set_num_threads(threads)
+    reports = run_ranks("train", tmp)
+    assert all("crash" not in r for r in reports), [r.get("crash") for r in reports]
+    return tmp, ref, reports
+
+
+def test_ddp_training_equals_one_process_with_the_same_global_batches(ddp_training):
+    tmp, ref, reports = ddp_training
+    # the ranks hold the very same parameters, and those of one process up to round-off
+    assert reports[0]["params"] == reports[1]["params"]
+    assert max_difference(reports[0]["params"], ref["params"]) < 1e-12
+    assert reports[0]["params"] != _params(fastvp.Surrogate(fastvp.PICConfig(n_particles=32),
+                                                            steps=3, hidden=8).double())
+    for r in reports:
+        assert_history_close(r["history"], ref["history"])
+    # rank 0 wrote the run's files, whole
+    names = sorted(f.name for f in (tmp / "run").iterdir())
+    assert names == ["checkpoint.pt", "history.json", "model.json", "model.safetensors"]
+    saved = _params(fastvp.Surrogate.load(tmp / "run" / "model.safetensors"))
+    assert saved == reports[0]["params"]
+    assert [h["epoch"] for h in json.loads((tmp / "run" / "history.json").read_text())] == [0, 1]
+
+
+def test_ddp_resumes_a_single_process_checkpoint(ddp_training):
+    tmp, ref, reports = ddp_training
+    assert reports[0]["resumed"] == reports[1]["resumed"]
+    assert max_difference(reports[0]["resumed"], ref["params"]) < 1e-12
+
+
+def test_a_non_finite_loss_on_one_rank_skips_the_step_on_all(ddp_training):
+    _, ref, reports = ddp_training
+    assert reports[0]["nan_params"] == reports[1]["nan_params"]
+    assert max_difference(reports[0]["nan_params"], ref["nan_params"]) < 1e-12
+    assert max_difference(ref["nan_params"], ref["params"]) > 1e-6  # a step was skipped
+    for r in reports:
+        assert_history_close(r["nan_history"], ref["nan_history"])
+
+
+def test_a_global_batch_smaller_than_the_ranks_is_refused(ddp_training):
+    _, _, reports = ddp_training
+    msgs = [r.get("small_batch", "") for r in reports]
+    assert msgs[0] == msgs[1] and "batch_size (1)" in msgs[0] and "2 ranks" in msgs[0]
+
+
+def test_ddp_baseline_equals_one_process(ddp_training):
+    tmp, ref, reports = ddp_training
+    assert reports[0]["baseline"] == reports[1]["baseline"]
+    assert max_difference(reports[0]["baseline"], ref["baseline"]) < 1e-12
+    for r in reports:
+        assert_history_close(r["baseline_history"], ref["baseline_history"])
+    assert (tmp / "baseline.safetensors").is_file()
+
+
+def test_training_arguments_in_a_single_process(tmp_path):
+    assert dist.shard(5) == slice(0, 5)
+    from fastvp.surrogate.baseline import train_baseline
+
+    for fn in (fastvp.train, train_baseline):
+        with pytest.raises(ValueError, match="distributed must be"):
+            fn(tmp_path, distributed="yes")
+    with dist.data_parallel(None, "cpu") as (parallel, dev):  # no torchrun: a plain process
+        assert (parallel, dev) == (False, torch.device("cpu"))
+    assert not dist.is_initialized()
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_like_one_process(tmp_path, ddp_training):
+    data, ref, _ = ddp_training
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD),
+           "--master-port", str(free_port()), "-m", "fastvp.cli", "train", "--data",
+           str(data / "train_ds"), "--out", str(out), "--quiet", "--device", "cpu"]
+    cmd += [f"--{k.replace('_', '-')}={v}" for k, v in TRAIN.items()]
+    res = subprocess.run(cmd, check=True, timeout=300, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.stdout.count("trained 2 epochs on 2 ranks") == 1  # rank 0 alone reports
+    saved = _params(fastvp.Surrogate.load(out / "model.safetensors"))
+    assert max_difference(saved, ref["params"]) < 1e-12

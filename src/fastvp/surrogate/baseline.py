@@ -291,6 +291,8 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     config = config or BaselineConfig()
     if not isinstance(config, BaselineConfig):
         raise ValueError(f"config must be a fastvp BaselineConfig, got {type(config).__name__}")
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset)
     if len(dataset.steps) < 2:
