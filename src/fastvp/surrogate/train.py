@@ -39,7 +39,8 @@ RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "val_examp
 class TrainConfig:
     """Settings of ``train``; the defaults are the paper's except dtype (float32 here).
 
-    epochs, batch_size, lr (Adam), steps (K), dtype, device (None: CUDA if available),
+    epochs, batch_size (examples per optimiser step; under DDP the global batch, split
+    over the ranks), lr (Adam), steps (K), dtype, device (None: CUDA if available),
     seed (initialisation and shuffling), hidden (Deep Set width H).
     schedule: "constant" or "cosine" (lr decays to lr * min_lr_ratio over the run).
     method: "fast" (hand-derived backward) or "compiled" (the same under torch.compile).
