@@ -28,7 +28,7 @@ import fastvp
 from fastvp.surrogate.field_energy import field_energy_init, window_from_data
 from fastvp.surrogate.pretrain import refine_forces_lbfgs
 
-PER_SNAPSHOT, ITERATIONS, SEED = 200, 150, 0
+PER_SNAPSHOT, ITERATIONS, SEED = 100, 60, 0
 
 
 def val_w1(model, ds, n=1024):
