@@ -121,3 +121,15 @@ def test_odd_width_is_refused():
     config = fastvp.PICConfig()
     with pytest.raises(ValueError, match="even width"):
         field_energy_init(fastvp.Surrogate(config, hidden=15), config, 2.0)
+
+
+def test_the_potential_is_the_field_energy_without_offset():
+    config = fastvp.PICConfig()
+    model = _model(config)
+    q = _states(config, 1.0, n=2)
+    with torch.no_grad():
+        V = model.potential(q)
+        s = model.V_net.pooled(q)[:, : model.V_net.hidden // 2]          # E_k at the grid points
+    h = 2 * 20.0 / (model.V_net.hidden // 2)
+    expected = h / (2 * config.charge) * (s**2).sum(dim=1)
+    assert torch.allclose(V, expected, rtol=1e-3), (V, expected)

@@ -327,10 +327,11 @@ def _energy(model, q0: np.ndarray, p0: np.ndarray, T: float, k: int, device, dty
     q = torch.as_tensor(q0, device=device, dtype=dtype)
     p = torch.as_tensor(p0, device=device, dtype=dtype)
     a2 = _a(model) ** 2
+    exact = copy.deepcopy(model).to(dtype=torch.float64)  # V in float64 whatever the run's dtype
 
     def hamiltonian(q, p):
         with torch.no_grad():
-            return (0.5 * a2 * (p.double() ** 2).sum(dim=1) + model.potential(q).double()).cpu()
+            return (0.5 * a2 * (p.double() ** 2).sum(dim=1) + exact.potential(q.double())).cpu()
 
     H = [hamiltonian(q, p)]
     for _ in range(k):

@@ -102,5 +102,16 @@ def field_energy_init(model, config: PICConfig, window: float, sharpness: float 
     put(net.rho[0].weight, W3)
     put(net.rho[0].bias, torch.zeros(H, dtype=f64))
     put(net.rho[2].weight, w4)
-    put(net.rho[2].bias, torch.zeros(1, dtype=f64))
     model.a.fill_(1.0)
+    zero_field_offset(net)
+
+
+@torch.no_grad()
+def zero_field_offset(net) -> None:
+    """Set rho's last bias so that rho(s = 0) = 0: b4 = -sum_k w4_k softplus(b3_k).
+
+    Only V's offset changes (never its gradient): the constant H w4 log 2 of the softplus
+    pairs (about 1e8 on the paper preset) would otherwise swamp V's variations in float32.
+    """
+    b3, w4 = net.rho[0].bias.double(), net.rho[2].weight[0].double()
+    net.rho[2].bias.fill_(-float((w4 * torch.nn.functional.softplus(b3)).sum()))
