@@ -45,7 +45,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     ds = fastvp.load_dataset(data)
     train = ds.split("train")
-    log = {}
+    log_path = out / "log.json"
+    log = json.loads(log_path.read_text()) if log_path.exists() else {}  # a resumed run adds to it
     stage1 = out / "stage1-field-energy.safetensors"
     if stage1.exists():
         model = fastvp.Surrogate.load(stage1)
@@ -70,7 +71,7 @@ def main():
     model = model.to(dtype=torch.float64)
     zero_field_offset(model.V_net)  # V's constant only: the flow is unchanged
     model.save(out / "paper-1d")
-    (out / "log.json").write_text(json.dumps(log, indent=2) + "\n")
+    log_path.write_text(json.dumps(log, indent=2) + "\n")
     print(log)
 
 
