@@ -204,7 +204,8 @@ def grad_inplace(q: torch.Tensor, weights, work: torch.Tensor) -> torch.Tensor:
     # a float64 block whose largest z passes it needs the mask (bounded from y's extremes).
     z_max = torch.where(w1 > 0, w1 * y.amax(dim=1, keepdim=True),
                         w1 * y.amin(dim=1, keepdim=True)) + b1
-    near = bool((z_max > SOFTPLUS_THRESHOLD - 1.0).any())  # margin for rounding
+    # (in float32, sigmoid(z > 20) already rounds to 1: no mask needed)
+    near = q.dtype == torch.float64 and bool((z_max > SOFTPLUS_THRESHOLD - 1.0).any())
     mask = (z > SOFTPLUS_THRESHOLD) if near else None
     z.sigmoid_()
     if mask is not None:
