@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import os
 import time
@@ -25,12 +24,20 @@ import numpy as np
 import torch
 
 from ..backend import resolve_device, resolve_dtype
+from .checkpoint import (
+    CHECKPOINT,
+    MODEL,
+    NonFiniteGuard,
+    atomic_save,
+    check_finite,
+    load_checkpoint,
+    prepare_out,
+    write_history,
+)
 from .model import PULLBACK_METHODS, Surrogate, gaussian_log_prob
 
 SCHEDULES = ("constant", "cosine")
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.safetensors"
-HISTORY = "history.json"
+FORMAT = "fastvp-train/1"
 #: Settings that may change when a run is resumed (the others must match the checkpoint).
 RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "val_examples")
 
@@ -186,32 +193,6 @@ def _dataset(dataset):
     return dataset
 
 
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {str(path)!r} is unreadable: {exc}") from exc
-    if not isinstance(ck, dict) or ck.get("format") != "fastvp-train/1":
-        raise ValueError(f"{str(path)!r} is not a fastvp training checkpoint")
-    saved = dict(ck["config"])
-    now = config.to_dict()
-    differ = {k: (saved.get(k), v) for k, v in now.items()
-              if k not in RESUMABLE and saved.get(k) != v}
-    if differ:
-        raise ValueError(f"resume with the settings of the checkpoint {str(path)!r}: "
-                         f"(saved, given) differ for {differ}")
-    return ck
-
-
 # ---------------------------------------------------------------------------- train
 
 
@@ -282,16 +263,8 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         raise ValueError(f"batch_size ({config.batch_size}) is the global batch, split over "
                          f"the {world} ranks: it must be at least the number of ranks")
 
-    def prepare() -> bool:
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"out {str(out)!r} exists and is not a folder")
-        if not resume and (out / CHECKPOINT).exists():
-            raise ValueError(f"out {str(out)!r} already holds a checkpoint: pass resume=True "
-                             "(--resume) to continue it, or choose another folder")
-        out.mkdir(parents=True, exist_ok=True)
-        return (out / CHECKPOINT).exists()
-
-    has_checkpoint = on_main(prepare) if out is not None else False  # rank 0 looks, all follow
+    # rank 0 looks, all follow
+    has_checkpoint = on_main(lambda: prepare_out(out, resume)) if out is not None else False
     dtype = config.dtype
     steps = list(ds.steps)
     times = [float(x) for x in ds.times]
@@ -321,15 +294,16 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    epoch, position, history, bad_total = 0, 0, [], 0
+    epoch, position, history, guard = 0, 0, [], NonFiniteGuard(config.max_bad_steps)
     if resume and has_checkpoint:
-        ck = _load_checkpoint(out / CHECKPOINT, config)
+        ck = load_checkpoint(out / CHECKPOINT, FORMAT, config.to_dict(), RESUMABLE)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["torch_rng"])
         epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
-        bad_total = int(ck.get("bad_steps", 0))
+        guard = NonFiniteGuard(config.max_bad_steps, ck.get("bad_steps", 0),
+                               ck.get("bad_in_a_row", 0))
     # the loss as a module; under DDP its forward all-reduces the gradients in backward
     net = _Objective(model, train_set, config.method)
     if parallel:
@@ -339,23 +313,20 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         """Rank 0 writes checkpoint.pt (and with files, model.safetensors and history.json)."""
         if out is None:
             return
-        if not all(torch.isfinite(x).all() for x in model.parameters()):
-            raise FloatingPointError("parameters became non-finite; the last checkpoint in "
-                                     f"{str(out)!r} is kept")
+        check_finite(model, out)
 
         def save() -> None:
-            _atomic_save({
-                "format": "fastvp-train/1", "config": config.to_dict(), "epoch": epoch,
-                "position": position, "history": history, "bad_steps": bad_total,
+            atomic_save({
+                "format": FORMAT, "config": config.to_dict(), "epoch": epoch,
+                "position": position, "history": history, "bad_steps": guard.total,
+                "bad_in_a_row": guard.bad,
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
             }, out / CHECKPOINT)
             if files:
                 model.save(out / MODEL)
-                tmp = out / (HISTORY + ".partial")
-                tmp.write_text(json.dumps(history, indent=1) + "\n")
-                os.replace(tmp, out / HISTORY)
+                write_history(out, history)
 
         on_main(save)  # the other ranks wait (and raise rank 0's error, if any)
 
@@ -369,7 +340,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         while epoch < config.epochs:
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = torch.randperm(train_set.n, generator=gen).to(device)
-            t0, losses, bad = time.perf_counter(), [], 0
+            t0, losses = time.perf_counter(), []
             model.train()
             for b in range(position, per_epoch):
                 idx = order[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
@@ -378,28 +349,14 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
                 loss = net(mine, world / len(idx))
                 # the global batch's mean NLL, on every rank: one flag for all
                 loss_all = dist.all_reduce_mean(loss) if parallel else loss.detach()
-                ok = bool(torch.isfinite(loss_all))
-                if ok:
-                    loss.backward()
-                    ok = all(torch.isfinite(x.grad).all() for x in model.parameters()
-                             if x.grad is not None)
-                    if parallel:  # the all-reduced gradients agree; the flag is shared anyway
-                        ok = not dist.any_true(not ok)
-                if not ok:
-                    bad, bad_total = bad + 1, bad_total + 1
-                    msg = (f"epoch {epoch} batch {b}: non-finite loss or gradient "
-                           f"({loss_all.item():g}); step skipped ({bad} in a row)")
-                    if bar is not None:
-                        bar.write(msg)
-                    if bad >= config.max_bad_steps:
-                        raise FloatingPointError(
-                            f"training stopped: {bad} non-finite steps in a row at epoch {epoch}, "
-                            f"batch {b}; lower lr or use float64 (last good checkpoint kept)")
-                    opt.zero_grad(set_to_none=True)
-                else:
-                    bad = 0
+                if guard.backward(loss, loss_all, model.parameters(), parallel):
+                    guard.taken()
                     opt.step()
                     losses.append(loss_all.item())
+                else:  # reported on the bar; FloatingPointError after max_bad_steps in a row
+                    guard.skip(f"epoch {epoch}, batch {b}", loss_all.item(),
+                               bar.write if bar is not None else None)
+                    opt.zero_grad(set_to_none=True)
                 sched.step()
                 if bar is not None:
                     bar.update(1)
