@@ -335,7 +335,7 @@ def test_ddp_baseline_equals_one_process(ddp_training):
     assert max_difference(reports[0]["baseline"], ref["baseline"]) < 1e-12
     for r in reports:
         assert_history_close(r["baseline_history"], ref["baseline_history"])
-    assert (tmp / "baseline.safetensors").is_file()
+    assert (tmp / "baseline" / "model.safetensors").is_file()
 
 
 def test_training_arguments_in_a_single_process(tmp_path):

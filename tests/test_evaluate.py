@@ -171,7 +171,7 @@ def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
     path = model.save(tmp_path / "m")
     args = parser.parse_args(["evaluate", "--model", str(path), "--data", str(dataset.path),
                               "--out", str(tmp_path / "rep"), "--baseline",
-                              str(tmp_path / "base.safetensors"), "--examples", "3",
+                              str(tmp_path / "base" / "model.safetensors"), "--examples", "3",
                               "--steps", "2", "1", "--quiet"])
     assert args.func(args) == 0
     r = json.loads((tmp_path / "rep" / "results.json").read_text())

@@ -18,13 +18,15 @@ import time
 #: Options of ``run_train_baseline``: (flags, keyword arguments of add_argument).
 BASELINE_TRAIN_OPTIONS = (
     (("--data",), dict(required=True, help="dataset folder (official .npy layout)")),
-    (("--out",), dict(required=True, help="model file to write (.safetensors + .json)")),
+    (("--out",), dict(required=True, help="run folder: checkpoint.pt, model.safetensors (+ .json), "
+                      "history.json")),
     (("--epochs",), dict(type=int, default=200,
                          help="passes over the training split (default 200)")),
     (("--batch-size",), dict(type=int, default=128, help="minibatch size (default 128)")),
     (("--lr",), dict(type=float, default=3e-4, help="Adam learning rate (default 3e-4)")),
     (("--hidden",), dict(type=int, default=None,
                          help="baseline: width of the MLPs' two hidden layers (default 80)")),
+    (("--resume",), dict(action="store_true", help="continue the checkpoint in --out")),
     (("--quiet",), dict(action="store_true", help="no progress bar")),
 )
 
@@ -106,14 +108,16 @@ def add_baseline_train_options(parser: argparse.ArgumentParser) -> None:
 
 def run_train_baseline(args: argparse.Namespace) -> int:
     """Train the baseline (``fastvp train --model baseline``): needs args.data, out, epochs,
-    batch_size, lr, hidden (None: default), device, dtype, seed, quiet."""
-    from .surrogate.baseline import HIDDEN, BaselineConfig, train_baseline
+    batch_size, lr, hidden (None: default), device, dtype, seed; resume and quiet optional."""
+    from pathlib import Path
+
+    from .surrogate.baseline import HIDDEN, MODEL, BaselineConfig, train_baseline
 
     config = BaselineConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             hidden=getattr(args, "hidden", None) or HIDDEN, dtype=_dtype(args),
                             device=args.device, seed=args.seed)
     t0 = time.perf_counter()
-    model = train_baseline(args.data, config, out=args.out,
+    model = train_baseline(args.data, config, out=args.out, resume=getattr(args, "resume", False),
                            progress=not getattr(args, "quiet", False))
     from .distributed import is_main
 
@@ -128,8 +132,7 @@ def run_train_baseline(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"  kept epoch {best['epoch']}: validation loss {best['val_loss']:.4g}, W1 at T "
               f"positions {best['val_w1_q']:.4f}, momenta {best['val_w1_p']:.4f}")
-    out = args.out if str(args.out).endswith(".safetensors") else f"{args.out}.safetensors"
-    print(f"saved: {out}")
+    print(f"saved: {Path(args.out) / MODEL}")
     return 0
 
 

@@ -23,7 +23,6 @@ PDE-NHF's; its exact number was lost from the text we have. We take H = 80, whic
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -38,6 +37,16 @@ from torch import nn
 from ..backend import resolve_device, resolve_dtype
 from ..files import atomic_write_text
 from ..initial import as_particles
+from .checkpoint import (
+    CHECKPOINT,
+    MODEL,
+    NonFiniteGuard,
+    atomic_save,
+    check_finite,
+    load_checkpoint,
+    prepare_out,
+    write_history,
+)
 
 FORMAT = "fastvp-baseline/1"
 #: Hidden width of both MLPs (module docstring).
@@ -199,6 +208,11 @@ class Baseline(nn.Module):
 
 # ------------------------------------------------------------------ training
 
+#: Format of the training checkpoint (out/checkpoint.pt) of ``train_baseline``.
+TRAIN_FORMAT = "fastvp-baseline-train/1"
+#: Settings that may change when a run is resumed (the others must match the checkpoint).
+RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every")
+
 
 @dataclass
 class BaselineConfig:
@@ -206,7 +220,9 @@ class BaselineConfig:
 
     hidden: the MLPs' width H; epochs: passes over the training split; the weights kept are
     those of the epoch with the lowest validation loss (the last epoch's without a
-    validation split).
+    validation split). batch_size: examples per optimiser step (under DDP the global batch).
+    checkpoint_every: also checkpoint every this many optimiser steps (None: per epoch).
+    max_bad_steps: consecutive non-finite losses or gradients tolerated (each skipped).
     """
 
     epochs: int = 200
@@ -216,19 +232,28 @@ class BaselineConfig:
     dtype: torch.dtype = torch.float32
     device: str | None = None
     seed: int = 0
+    checkpoint_every: int | None = None
+    max_bad_steps: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "hidden"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+        names = ["epochs", "batch_size", "hidden", "max_bad_steps", "seed"]
+        if self.checkpoint_every is not None:
+            names.append("checkpoint_every")
+        for name in names:
+            v, low = getattr(self, name), 0 if name == "seed" else 1
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) \
+                or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         self.dtype = resolve_dtype(self.dtype)
+        if self.device is not None:
+            resolve_device(self.device)  # fail early on an unknown device
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dtype"] = str(self.dtype).removeprefix("torch.")
+        d["device"] = None if self.device is None else str(self.device)
         return d
 
 
@@ -272,18 +297,30 @@ def _evaluate(model: Baseline, arrays, batch_size: int = 4096) -> tuple[float, f
 
 
 def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
-                   progress: bool = True, *, distributed: bool | None = None) -> Baseline:
+                   progress: bool = True, *, resume: bool = False,
+                   distributed: bool | None = None) -> Baseline:
     """Train the baseline on the "train" split of `dataset` (a Dataset or a folder).
 
     Targets are the final snapshot (t = T). Adam with `config.lr`, shuffled minibatches of
     `config.batch_size`; after each epoch the validation loss and the validation W1 at T
-    are appended to ``model.history``. `out`: a file to save the returned model to.
-    Returns the model of the best validation epoch, on `config.device` in `config.dtype`.
+    are appended to ``model.history``. Returns the model of the best validation epoch, on
+    `config.device` in `config.dtype`.
+
+    out: a folder (as for ``fastvp.train``) for checkpoint.pt (model with its fitted
+    scales, optimiser, RNG states, epoch and position in the epoch, the best epoch's model,
+    history; written atomically each epoch and every `checkpoint_every` steps),
+    model.safetensors (+ .json; the best model so far, as ``Baseline.load`` reads it) and
+    history.json. An `out` holding a checkpoint is refused unless resume=True, which
+    continues it bit-exactly (settings other than ``RESUMABLE`` must match). A step whose
+    loss or gradient is not finite is skipped (and reported on the progress bar); after
+    `max_bad_steps` in a row training stops with FloatingPointError, the last checkpoint
+    untouched.
 
     distributed: data-parallel over the ranks of torch.distributed, as ``fastvp.train``
     does (None: whenever a process group exists or WORLD_SIZE > 1): each global batch is
     cut into contiguous parts, one per rank, weighted so that DDP's mean gradient is the
-    single-process one; every rank scores the whole validation split; rank 0 writes `out`.
+    single-process one; every rank scores the whole validation split and skips the same
+    non-finite steps; rank 0 alone writes `out`, every rank reads the checkpoint on resume.
     """
     from .. import distributed as dist
     from ..data import Dataset, load_dataset
@@ -293,6 +330,17 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         raise ValueError(f"config must be a fastvp BaselineConfig, got {type(config).__name__}")
     if distributed is not None and not isinstance(distributed, bool):
         raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    if out is not None:
+        if not isinstance(out, (str, os.PathLike)):
+            raise ValueError(f"out must be a folder path, got {out!r}")
+        out = Path(out)
+        if out.suffix == ".safetensors":
+            raise ValueError(f"out must be a folder (the model is written to "
+                             f"out/{MODEL}), got {str(out)!r}")
+    if not isinstance(resume, bool):
+        raise ValueError(f"resume must be True or False, got {resume!r}")
+    if resume and out is None:
+        raise ValueError("resume=True needs out, the folder holding the checkpoint")
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset)
     if len(dataset.steps) < 2:
@@ -307,66 +355,135 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         if config.batch_size < world:
             raise ValueError(f"batch_size ({config.batch_size}) is the global batch, split over "
                              f"the {world} ranks: it must be at least the number of ranks")
-        model = _train_baseline(train, val, dataset, config, progress, device, parallel)
-        if out is not None:
-            if parallel:
-                dist.on_main(lambda: model.save(out))  # the other ranks wait
-            else:
-                model.save(out)
-    return model
+        has_checkpoint = False
+        if out is not None:  # rank 0 looks, all follow (and raise its error)
+            has_checkpoint = dist.on_main(lambda: prepare_out(out, resume)) if parallel \
+                else prepare_out(out, resume)
+        return _train_baseline(train, val, dataset, config, out, resume and has_checkpoint,
+                               progress, device, parallel)
 
 
-def _train_baseline(train, val, dataset, config: BaselineConfig, progress: bool,
-                    device: torch.device, parallel: bool) -> Baseline:
+def _copy(model: Baseline, state: dict, history: list[dict], config: BaselineConfig) -> Baseline:
+    """A CPU Baseline shaped as `model` holding `state`, `history` and `config` (to save)."""
+    dtype = model.mlp_q[0].weight.dtype
+    kept = Baseline(model.n_particles, model.hidden, model.final_time).to(dtype=dtype)
+    kept.load_state_dict(state)
+    kept.history, kept.train_config = list(history), config.to_dict()
+    return kept
+
+
+def _train_baseline(train, val, dataset, config: BaselineConfig, out: Path | None, resume: bool,
+                    progress: bool, device: torch.device, parallel: bool) -> Baseline:
+    """``train_baseline`` once the device, the process group and the run folder are known;
+    resume: continue out/checkpoint.pt."""
     from .. import distributed as dist
 
     dtype = config.dtype
     world = dist.world_size() if parallel else 1
+
+    def on_main(fn):
+        return dist.on_main(fn) if parallel else fn()
+
     torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # the shuffles, epoch after epoch
 
     tr = _arrays(train, device, dtype)
     va = _arrays(val, device, dtype) if len(val) else None
     model = Baseline(dataset.n_particles, config.hidden, dataset.times[-1] - dataset.times[0])
     model.to(device=device, dtype=dtype)
     model.fit_scales(*tr)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    n = tr[0].shape[0]
+    per_epoch = math.ceil(n / config.batch_size)
+    epoch, position, history = 0, 0, []
+    guard = NonFiniteGuard(config.max_bad_steps)
+    best, best_state = math.inf, None
+    # the epoch so far: sum of (batch loss x batch size) over its steps taken, and their examples
+    epoch_loss, epoch_examples, seconds = 0.0, 0, 0.0
+    if resume:
+        ck = load_checkpoint(out / CHECKPOINT, TRAIN_FORMAT, config.to_dict(), RESUMABLE)
+        model.load_state_dict(ck["model"])  # with the fitted scales
+        opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["torch_rng"])
+        gen.set_state(ck["shuffle_rng"])
+        epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
+        best, best_state = float(ck["best_loss"]), ck["best_model"]
+        epoch_loss, epoch_examples = float(ck["epoch_loss"]), int(ck["epoch_examples"])
+        seconds = float(ck["seconds"])
+        guard = NonFiniteGuard(config.max_bad_steps, ck["bad_steps"], ck["bad_in_a_row"])
     # features and targets are fixed: computed once, not per epoch
     with torch.no_grad():
         x_tr, _, _ = model.features(tr[0], tr[1])
         yq_tr, yp_tr = model.targets(*tr)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     net = dist.wrap_ddp(model) if parallel else model
-    n = x_tr.shape[0]
-    history: list[dict] = []
-    best, best_state = math.inf, None
+    t0 = time.perf_counter() - seconds
+
+    def checkpoint(epoch: int, position: int, shuffle_rng: torch.Tensor,
+                   files: bool = False) -> None:
+        """Rank 0 writes (with files: model.safetensors, history.json, then) checkpoint.pt."""
+        if out is None:
+            return
+        check_finite(model, out)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        ck = {"format": TRAIN_FORMAT, "config": config.to_dict(), "epoch": epoch,
+              "position": position, "history": history, "model": state,
+              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+              "shuffle_rng": shuffle_rng, "best_loss": best,
+              "best_model": None if best_state is None
+              else {k: v.detach().cpu() for k, v in best_state.items()},
+              "epoch_loss": epoch_loss, "epoch_examples": epoch_examples,
+              "seconds": time.perf_counter() - t0, "bad_steps": guard.total,
+              "bad_in_a_row": guard.bad}
+
+        def save() -> None:
+            if files:  # before the checkpoint: it never says more than the files hold
+                _copy(model, state if best_state is None else best_state, history,
+                      config).save(out / MODEL)
+                write_history(out, history)
+            atomic_save(ck, out / CHECKPOINT)
+
+        on_main(save)  # the other ranks wait (and raise rank 0's error, if any)
 
     bar = None
     if progress and (not parallel or dist.is_main()):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs, unit="epoch", desc="baseline", leave=False)
-    t0 = time.perf_counter()
+        bar = tqdm(total=config.epochs, initial=epoch, unit="epoch", desc="baseline", leave=False)
     try:
-        for epoch in range(config.epochs):
-            model.train()
+        while epoch < config.epochs:
+            shuffle_rng = gen.get_state()  # this epoch's order, as a checkpoint re-draws it
             perm = torch.randperm(n, generator=gen).to(device)
-            total = 0.0
-            for i in range(0, n, config.batch_size):
-                idx = perm[i:i + config.batch_size]  # the global batch
+            model.train()
+            for b in range(position, per_epoch):
+                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
                 mine = idx[dist.shard(len(idx))] if parallel else idx
-                loss = _loss(net, x_tr[mine], yq_tr[mine], yp_tr[mine], scale=world / len(idx))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = _loss(net, x_tr[mine], yq_tr[mine], yp_tr[mine], scale=world / len(idx))
+                # the global batch's mean loss, on every rank: one verdict for all
                 loss_all = dist.all_reduce_mean(loss) if parallel else loss.detach()
-                total += loss_all.item() * idx.shape[0]
+                if guard.backward(loss, loss_all, model.parameters(), parallel):
+                    guard.taken()
+                    opt.step()
+                    epoch_loss += loss_all.item() * len(idx)
+                    epoch_examples += len(idx)
+                else:  # reported on the bar; FloatingPointError after max_bad_steps in a row
+                    guard.skip(f"epoch {epoch + 1}, batch {b}", loss_all.item(),
+                               bar.write if bar is not None else None)
+                    opt.zero_grad(set_to_none=True)
+                if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 \
+                        and b + 1 < per_epoch:
+                    checkpoint(epoch, b + 1, shuffle_rng)
             model.eval()
-            row = {"epoch": epoch + 1, "train_loss": total / n, "time_s": time.perf_counter() - t0}
+            row = {"epoch": epoch + 1, "train_loss": epoch_loss / epoch_examples
+                   if epoch_examples else float("nan"), "time_s": time.perf_counter() - t0}
             if va is not None:  # on every rank: their parameters are the same
                 row["val_loss"], row["val_w1_q"], row["val_w1_p"] = _evaluate(model, va)
                 if row["val_loss"] < best:
-                    best, best_state = row["val_loss"], copy.deepcopy(model.state_dict())
+                    best = row["val_loss"]
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             history.append(row)
+            epoch, position, epoch_loss, epoch_examples = epoch + 1, 0, 0.0, 0
+            checkpoint(epoch, 0, gen.get_state(), files=True)
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("loss")})
                 bar.update(1)
@@ -375,6 +492,7 @@ def _train_baseline(train, val, dataset, config: BaselineConfig, progress: bool,
             bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
     model.history = history
     model.train_config = config.to_dict()
     return model
