@@ -1,4 +1,5 @@
-"""A generation killed at any point resumes to the same bytes as an uninterrupted run."""
+"""A generation killed at any point resumes to the same bytes as an uninterrupted run; a killed
+baseline training resumes to the same model."""
 
 from __future__ import annotations
 
@@ -173,3 +174,93 @@ def test_a_kill_before_any_example_restarts_cleanly(tmp_path):
     kw = dict(n_examples=8, config=fastvp.PICConfig(n_particles=16), seed=2, progress=False)
     fastvp.generate_dataset(out, resume=True, **kw)
     assert files(out) == files(fastvp.generate_dataset(tmp_path / "ref", **kw).path)
+
+
+# ---------------------------------------------------------------------------- baseline training
+
+# The baseline trained in its own process, which SIGKILLs itself on its training step
+# argv[3] (counted from its start): a kill mid-epoch, between two checkpoints.
+BASELINE = dict(epochs=4, batch_size=16, hidden=8, dtype="float64", seed=1, checkpoint_every=3)
+BASELINE_SCRIPT = f"""
+import os, signal, sys
+import torch
+import fastvp.surrogate.baseline as base
+
+torch.set_num_threads(1)
+real, calls = base._loss, [0]
+
+def killed(*args, **kwargs):
+    if torch.is_grad_enabled():  # a training step (validation runs without gradients)
+        calls[0] += 1
+        if calls[0] == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+base._loss = killed
+base.train_baseline(sys.argv[1], base.BaselineConfig(**{BASELINE!r}), out=sys.argv[2],
+                    resume=True, progress=False)
+"""
+
+
+def safetensors_parts(path: Path) -> tuple[dict, bytes]:
+    """(header with the fastvp metadata parsed and its wall-clock times dropped, tensor bytes)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["fastvp"])
+    meta["history"] = untimed(meta["history"])
+    header["__metadata__"] = meta
+    return header, raw[8 + n:]
+
+
+def untimed(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """200 examples of 32 particles: 8 batches of 16 per epoch of the baseline."""
+    return fastvp.generate_dataset(tmp_path_factory.mktemp("data") / "ds", n_examples=200,
+                                   config=fastvp.PICConfig(n_particles=32), seed=0, progress=False)
+
+
+def test_baseline_training_killed_twice_resumes_to_the_same_model(tmp_path, small_dataset):
+    from fastvp.surrogate.baseline import BaselineConfig, train_baseline
+
+    straight = train_baseline(small_dataset, BaselineConfig(**BASELINE), tmp_path / "ref",
+                              progress=False)
+    out = tmp_path / "run"
+    # killed on step 13 (epoch 1, batch 4), then the resumed process on its step 12
+    # (epoch 2, batch 6): each time the last checkpoint is 1 batch behind
+    for kill_at, checkpointed in ((13, (1, 3)), (12, (2, 6))):
+        proc = subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(small_dataset.path),
+                               str(out), str(kill_at)], timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+        ck = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert (ck["epoch"], ck["position"]) == checkpointed
+        assert not list(out.glob("*.partial"))
+    resumed = train_baseline(small_dataset, BaselineConfig(**BASELINE), out, resume=True,
+                             progress=False)
+    for (ka, a), (kb, b) in zip(straight.state_dict().items(), resumed.state_dict().items(),
+                                strict=True):
+        assert ka == kb and torch.equal(a, b)
+    assert untimed(resumed.history) == untimed(straight.history)
+    assert safetensors_parts(out / "model.safetensors") == \
+        safetensors_parts(tmp_path / "ref" / "model.safetensors")
+    assert untimed(json.loads((out / "history.json").read_text())) == untimed(straight.history)
+    ref = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    for key in ("model", "best_model", "optimizer", "shuffle_rng", "torch_rng", "epoch",
+                "position", "best_loss", "epoch_loss", "bad_steps"):
+        assert same(ck[key], ref[key]), key
+
+
+def same(a, b) -> bool:
+    """a and b hold the same bits (tensors, dicts, lists and plain values, recursively)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    return a == b
