@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import fastvp
+from fastvp.surrogate import baseline as baseline_mod
 from fastvp.surrogate.baseline import Baseline, BaselineConfig, train_baseline
 
 
@@ -109,3 +110,111 @@ def test_load_rejects_missing_and_foreign_files(tmp_path):
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a fastvp baseline"):
         Baseline.load(tmp_path / "other.safetensors")
+
+
+# ------------------------------------------------------------------ checkpoints and NaN guard
+
+SMALL = dict(batch_size=16, hidden=8, dtype="float64", seed=1)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """200 examples of 32 particles: 122 to train (8 batches of 16), 39 to validate."""
+    path = tmp_path_factory.mktemp("small") / "ds"
+    return fastvp.generate_dataset(path, n_examples=200, config=fastvp.PICConfig(n_particles=32),
+                                   seed=0, progress=False)
+
+
+def test_non_finite_steps_are_skipped_then_stop_training(small, tmp_path, monkeypatch, capsys):
+    real, calls = baseline_mod._loss, []
+
+    def sometimes_nan(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        if torch.is_grad_enabled():  # training steps only, not validation
+            calls.append(1)
+            return loss * float("nan") if len(calls) in (3, 4) else loss
+        return loss
+
+    monkeypatch.setattr(baseline_mod, "_loss", sometimes_nan)
+    model = train_baseline(small, BaselineConfig(epochs=1, **SMALL), tmp_path / "a")
+    assert "epoch 1, batch 3: non-finite loss or gradient (nan); step skipped (2 in a row)" \
+        in capsys.readouterr().out
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert np.isfinite(model.history[0]["train_loss"])
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert ck["bad_steps"] == 2 and ck["bad_in_a_row"] == 0
+    assert all(s["step"].item() == 8 - 2 for s in ck["optimizer"]["state"].values())  # 2 skipped
+
+    monkeypatch.setattr(baseline_mod, "_loss", lambda *a, **k: real(*a, **k) * float("inf"))
+    before = {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()}
+    with pytest.raises(FloatingPointError, match="3 non-finite steps in a row at epoch 2, batch 2"):
+        train_baseline(small, BaselineConfig(epochs=2, max_bad_steps=3, **SMALL), tmp_path / "a",
+                       resume=True, progress=False)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()} == before
+
+
+def test_resume_keeps_the_best_epoch_and_may_add_epochs(small, tmp_path, monkeypatch):
+    val = [1.0, 0.5, 0.9, 0.8]  # scripted validation losses: epoch 2 is the best
+    real, at = baseline_mod._evaluate, [0]
+
+    def scripted(model, arrays):
+        _, w_q, w_p = real(model, arrays)
+        at[0] += 1
+        return val[at[0] - 1], w_q, w_p
+
+    monkeypatch.setattr(baseline_mod, "_evaluate", scripted)
+    straight = train_baseline(small, BaselineConfig(epochs=4, **SMALL), progress=False)
+    at[0] = 0
+    two = train_baseline(small, BaselineConfig(epochs=2, **SMALL), tmp_path, progress=False)
+    resumed = train_baseline(small, BaselineConfig(epochs=4, **SMALL), tmp_path, resume=True,
+                             progress=False)
+    assert [h["val_loss"] for h in resumed.history] == val == [h["val_loss"] for h in
+                                                               straight.history]
+    saved = Baseline.load(tmp_path / "model.safetensors")
+    latest = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert saved.history == resumed.history
+    for k, v in straight.state_dict().items():  # all three kept epoch 2's weights
+        assert torch.equal(v, resumed.state_dict()[k]) and torch.equal(v, two.state_dict()[k])
+        assert torch.equal(v, saved.state_dict()[k])
+    assert not torch.equal(latest["mlp_q.0.weight"], saved.mlp_q[0].weight)  # not epoch 4's
+
+
+def test_checkpoints_of_other_runs_and_bad_outs_are_refused(small, tmp_path):
+    cfg = BaselineConfig(epochs=1, **SMALL)
+    train_baseline(small, cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="already holds a checkpoint.*resume=True"):
+        train_baseline(small, cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match=r"differ for \{'lr': \(0.0003, 0.001\)\}"):
+        train_baseline(small, BaselineConfig(epochs=2, **{**SMALL, "lr": 1e-3}), tmp_path / "run",
+                       resume=True, progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save({"format": "fastvp-train/1", "config": {}}, other / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not a fastvp-baseline-train/1 checkpoint"):
+        train_baseline(small, cfg, other, resume=True, progress=False)
+    (other / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable"):
+        train_baseline(small, cfg, other, resume=True, progress=False)
+    with pytest.raises(ValueError, match="out must be a folder"):
+        train_baseline(small, cfg, tmp_path / "base.safetensors", progress=False)
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        train_baseline(small, cfg, other / "checkpoint.pt", progress=False)
+    with pytest.raises(ValueError, match="resume=True needs out"):
+        train_baseline(small, cfg, resume=True, progress=False)
+    for kwargs in (dict(checkpoint_every=0), dict(max_bad_steps=0), dict(seed=-1)):
+        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be an integer"):
+            BaselineConfig(**kwargs)
+
+
+def test_cli_resumes_a_baseline_run(small, tmp_path, capsys):
+    from fastvp.cli import main
+
+    args = ["train", "--model", "baseline", "--data", str(small.path), "--out",
+            str(tmp_path / "run"), "--hidden", "8", "--batch-size", "16", "--dtype", "float64",
+            "--quiet"]
+    assert main(args + ["--epochs", "1"]) == 0
+    assert f"saved: {tmp_path / 'run' / 'model.safetensors'}" in capsys.readouterr().out
+    assert main(args + ["--epochs", "2"]) == 2
+    assert "already holds a checkpoint" in capsys.readouterr().err
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    assert len(Baseline.load(tmp_path / "run" / "model.safetensors").history) == 2
