@@ -128,6 +128,23 @@ def _nan_on_second_call(monkeypatch_setattr):
     return real
 
 
+def _baseline_nan_on_second_step(monkeypatch_setattr):
+    """Make the baseline's training loss non-finite on its second call (the second batch)."""
+    from fastvp.surrogate import baseline as baseline_mod
+
+    real, calls = baseline_mod._loss, [0]
+
+    def loss(*args, **kwargs):
+        value = real(*args, **kwargs)
+        if torch.is_grad_enabled():  # not validation
+            calls[0] += 1
+            return value * float("nan") if calls[0] == 2 else value
+        return value
+
+    monkeypatch_setattr(baseline_mod, "_loss", loss)
+    return real
+
+
 def _scenario_train(tmp: Path, report: dict) -> None:
     from fastvp.surrogate import train as train_mod
     from fastvp.surrogate.baseline import BaselineConfig, train_baseline
@@ -152,6 +169,21 @@ def _scenario_train(tmp: Path, report: dict) -> None:
         report["small_batch"] = str(exc)
     model = train_baseline(ds, BaselineConfig(**BASELINE), tmp / "baseline", progress=False)
     report["baseline"], report["baseline_history"] = _params(model), model.history
+    # the baseline: a single-process checkpoint of epoch 1 continued by two ranks
+    model = train_baseline(ds, BaselineConfig(**BASELINE), tmp / "baseline_resumed", resume=True,
+                           progress=False)
+    report["baseline_resumed"], report["baseline_resumed_history"] = _params(model), model.history
+    # rank 1 alone sees a non-finite baseline loss on the second batch: both skip it
+    from fastvp.surrogate import baseline as baseline_mod
+
+    real = baseline_mod._loss
+    if dist.rank() == 1:
+        _baseline_nan_on_second_step(setattr)
+    try:
+        model = train_baseline(ds, BaselineConfig(**BASELINE), progress=False)
+    finally:
+        baseline_mod._loss = real
+    report["baseline_nan"] = _params(model)
 
 
 SCENARIOS = {"generate": _scenario_generate, "resume": _scenario_resume, "rank_fails": _scenario_rank_fails,
@@ -284,6 +316,16 @@ def ddp_training(tmp_path_factory):
         ref["nan_params"], ref["nan_history"] = _params(model), model.history
         model = train_baseline(ds, BaselineConfig(**BASELINE), progress=False)
         ref["baseline"], ref["baseline_history"] = _params(model), model.history
+        model = train_baseline(ds, BaselineConfig(**BASELINE | {"epochs": 1}),
+                               tmp / "baseline_resumed", progress=False)
+        ref["baseline_epoch_1"] = model.history[0]
+        mp_ = pytest.MonkeyPatch()
+        try:
+            _baseline_nan_on_second_step(mp_.setattr)
+            ref["baseline_nan"] = _params(train_baseline(ds, BaselineConfig(**BASELINE),
+                                                         progress=False))
+        finally:
+            mp_.undo()
     finally:
         torch.set_num_threads(threads)
     reports = run_ranks("train", tmp)
@@ -330,12 +372,32 @@ def test_a_global_batch_smaller_than_the_ranks_is_refused(ddp_training):
 
 
 def test_ddp_baseline_equals_one_process(ddp_training):
+    from fastvp.surrogate.baseline import Baseline
+
     tmp, ref, reports = ddp_training
     assert reports[0]["baseline"] == reports[1]["baseline"]
     assert max_difference(reports[0]["baseline"], ref["baseline"]) < 1e-12
     for r in reports:
         assert_history_close(r["baseline_history"], ref["baseline_history"])
-    assert (tmp / "baseline" / "model.safetensors").is_file()
+    assert sorted(f.name for f in (tmp / "baseline").iterdir()) == [
+        "checkpoint.pt", "history.json", "model.json", "model.safetensors"]
+    saved = _params(Baseline.load(tmp / "baseline" / "model.safetensors"))
+    assert saved == reports[0]["baseline"]
+
+
+def test_ddp_baseline_resumes_a_single_process_checkpoint(ddp_training):
+    _, ref, reports = ddp_training
+    assert reports[0]["baseline_resumed"] == reports[1]["baseline_resumed"]
+    assert max_difference(reports[0]["baseline_resumed"], ref["baseline"]) < 1e-12
+    for r in reports:  # each rank read the checkpoint: epoch 1 is the one of the single process
+        assert r["baseline_resumed_history"][0] == ref["baseline_epoch_1"]  # its time_s too
+
+
+def test_a_non_finite_baseline_loss_on_one_rank_skips_the_step_on_all(ddp_training):
+    _, ref, reports = ddp_training
+    assert reports[0]["baseline_nan"] == reports[1]["baseline_nan"]
+    assert max_difference(reports[0]["baseline_nan"], ref["baseline_nan"]) < 1e-12
+    assert max_difference(ref["baseline_nan"], ref["baseline"]) > 1e-6  # a step was skipped
 
 
 def test_training_arguments_in_a_single_process(tmp_path):
