@@ -310,12 +310,15 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         net = dist.wrap_ddp(net)
 
     def checkpoint(epoch: int, position: int, files: bool = False) -> None:
-        """Rank 0 writes checkpoint.pt (and with files, model.safetensors and history.json)."""
+        """Rank 0 writes (with files: model.safetensors, history.json, then) checkpoint.pt."""
         if out is None:
             return
         check_finite(model, out)
 
         def save() -> None:
+            if files:  # before the checkpoint: a resumed run rewrites what it may lack
+                model.save(out / MODEL)
+                write_history(out, history)
             atomic_save({
                 "format": FORMAT, "config": config.to_dict(), "epoch": epoch,
                 "position": position, "history": history, "bad_steps": guard.total,
@@ -324,9 +327,6 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
             }, out / CHECKPOINT)
-            if files:
-                model.save(out / MODEL)
-                write_history(out, history)
 
         on_main(save)  # the other ranks wait (and raise rank 0's error, if any)
 
