@@ -264,3 +264,53 @@ def same(a, b) -> bool:
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     return a == b
+
+
+# ---------------------------------------------------------------------------- PDE-NHF training
+
+PDE_NHF = dict(epochs=3, batch_size=16, hidden=8, steps=3, dtype="float64", seed=1,
+               checkpoint_every=3)
+PDE_NHF_SCRIPT = f"""
+import os, signal, sys
+import torch
+import fastvp.surrogate.train as tr
+
+torch.set_num_threads(1)
+real, calls = tr.nll, [0]
+
+def killed(*args, **kwargs):
+    if torch.is_grad_enabled():  # a training step (validation runs without gradients)
+        calls[0] += 1
+        if calls[0] == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+tr.nll = killed
+tr.train(sys.argv[1], tr.TrainConfig(**{PDE_NHF!r}), out=sys.argv[2], resume=True, progress=False)
+"""
+
+
+def test_pde_nhf_training_killed_twice_resumes_to_the_same_model(tmp_path, small_dataset):
+    from fastvp.surrogate.train import TrainConfig, train
+
+    assert len(small_dataset.split("train")) > 7 * 16  # 8 batches of 16 per epoch
+    straight = train(small_dataset, TrainConfig(**PDE_NHF), tmp_path / "ref", progress=False)
+    out = tmp_path / "run"
+    for kill_at, checkpointed in ((13, (1, 3)), (12, (2, 6))):
+        proc = subprocess.run([sys.executable, "-c", PDE_NHF_SCRIPT, str(small_dataset.path),
+                               str(out), str(kill_at)], timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+        ck = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert (ck["epoch"], ck["position"]) == checkpointed
+        assert not list(out.glob("*.partial"))
+    resumed = train(small_dataset, TrainConfig(**PDE_NHF), out, resume=True, progress=False)
+    for (ka, a), (kb, b) in zip(straight.state_dict().items(), resumed.state_dict().items(),
+                                strict=True):
+        assert ka == kb and torch.equal(a, b), ka
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
+    ref = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "torch_rng", "epoch", "position", "bad_steps"):
+        assert same(ck[key], ref[key]), key
+    untimed_pde = [{k: v for k, v in row.items() if k != "seconds"} for row in ck["history"]]
+    assert untimed_pde == [{k: v for k, v in row.items() if k != "seconds"} for row in ref["history"]]

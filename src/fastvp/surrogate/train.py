@@ -295,6 +295,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     epoch, position, history, guard = 0, 0, [], NonFiniteGuard(config.max_bad_steps)
+    epoch_losses: list[float] = []  # losses of the steps already taken in a resumed epoch
     if resume and has_checkpoint:
         ck = load_checkpoint(out / CHECKPOINT, FORMAT, config.to_dict(), RESUMABLE)
         model.load_state_dict(ck["model"])
@@ -304,12 +305,13 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
         guard = NonFiniteGuard(config.max_bad_steps, ck.get("bad_steps", 0),
                                ck.get("bad_in_a_row", 0))
+        epoch_losses = [float(x) for x in ck.get("epoch_losses", [])]
     # the loss as a module; under DDP its forward all-reduces the gradients in backward
     net = _Objective(model, train_set, config.method)
     if parallel:
         net = dist.wrap_ddp(net)
 
-    def checkpoint(epoch: int, position: int, files: bool = False) -> None:
+    def checkpoint(epoch: int, position: int, losses: list[float], files: bool = False) -> None:
         """Rank 0 writes (with files: model.safetensors, history.json, then) checkpoint.pt."""
         if out is None:
             return
@@ -322,7 +324,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
             atomic_save({
                 "format": FORMAT, "config": config.to_dict(), "epoch": epoch,
                 "position": position, "history": history, "bad_steps": guard.total,
-                "bad_in_a_row": guard.bad,
+                "bad_in_a_row": guard.bad, "epoch_losses": list(losses),
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -340,7 +342,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
         while epoch < config.epochs:
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = torch.randperm(train_set.n, generator=gen).to(device)
-            t0, losses = time.perf_counter(), []
+            t0, losses, epoch_losses = time.perf_counter(), epoch_losses, []
             model.train()
             for b in range(position, per_epoch):
                 idx = order[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
@@ -364,7 +366,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
                                     a=f"{model.a.item():.4f}")
                 if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 \
                         and b + 1 < per_epoch:
-                    checkpoint(epoch, b + 1)
+                    checkpoint(epoch, b + 1, losses)
             val = validation_loss(model, val_set, config.batch_size, distributed=parallel)
             history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses
                             else float("nan"), "val_loss": val, "a": model.a.item(),
@@ -374,7 +376,7 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
                 bar.write(f"epoch {epoch}: train {history[-1]['train_loss']:.3f}  val {val:.3f}  "
                           f"a {model.a.item():.4f}")
             epoch, position = epoch + 1, 0
-            checkpoint(epoch, 0, files=True)
+            checkpoint(epoch, 0, [], files=True)
     finally:
         if bar is not None:
             bar.close()
