@@ -17,8 +17,9 @@ is a Deep Set of the paper's shape: phi's first layer holds the 2G ramp halves
 background), and rho's softplus pairs w4 [softplus(e E) + softplus(-e E)] =
 w4 [2 log 2 + e^2 E^2 / 4 + O(e^4 E^4)] make the square (e small). Its force
 -dV/dq_i = (q/m) s_f sum_k h E_k S'(x_k - y_i) is the field at particle i seen through
-the ramp: the PIC acceleration averaged over the grid's phase, which a translation-
-invariant potential cannot see. On the paper preset it matches the PIC forces to a
+the ramp: the PIC acceleration averaged over the grid's phase (the phase itself, the
+particles' position relative to the cells, is what a translation-invariant potential
+cannot see). On the paper preset it matches the PIC forces to a
 relative squared error of about 3e-4 (the phase variance of the PIC force itself is
 2.5e-4), ten times closer than force matching from a random start reaches.
 """
