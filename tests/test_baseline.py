@@ -216,5 +216,9 @@ def test_cli_resumes_a_baseline_run(small, tmp_path, capsys):
     assert f"saved: {tmp_path / 'run' / 'model.safetensors'}" in capsys.readouterr().out
     assert main(args + ["--epochs", "2"]) == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
-    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    assert main(args + ["--epochs", "2", "--resume", "--checkpoint-every", "2"]) == 0
     assert len(Baseline.load(tmp_path / "run" / "model.safetensors").history) == 2
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ck["config"]["checkpoint_every"] == 2  # a resumable setting: may change on resume
+    assert main(args + ["--epochs", "3", "--resume", "--checkpoint-every", "0"]) == 2
+    assert "checkpoint_every must be an integer" in capsys.readouterr().err

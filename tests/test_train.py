@@ -141,9 +141,11 @@ def cli(argv):
 def test_cli_train_then_sample(dataset, tmp_path, capsys):
     _, args = cli(["train", "--data", str(dataset.path), "--out", str(tmp_path / "run"),
                    "--epochs", "1", "--batch-size", "64", "--steps", "3", "--hidden", "8",
-                   "--quiet", "--seed", "2"])
+                   "--quiet", "--seed", "2", "--checkpoint-every", "1"])
     assert args.func(args) == 0
     assert "val loss" in capsys.readouterr().out
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ck["config"]["checkpoint_every"] == 1
     out = tmp_path / "s.npz"
     _, args = cli(["sample", "--model", str(tmp_path / "run" / "model.safetensors"),
                    "--t", "0.2", "1.0", "--examples", "3", "--out", str(out), "--seed", "5"])

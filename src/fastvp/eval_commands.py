@@ -27,6 +27,8 @@ BASELINE_TRAIN_OPTIONS = (
     (("--hidden",), dict(type=int, default=None,
                          help="baseline: width of the MLPs' two hidden layers (default 80)")),
     (("--resume",), dict(action="store_true", help="continue the checkpoint in --out")),
+    (("--checkpoint-every",), dict(type=int, default=None, metavar="STEPS",
+                                   help="also checkpoint every STEPS optimiser steps")),
     (("--quiet",), dict(action="store_true", help="no progress bar")),
 )
 
@@ -115,7 +117,8 @@ def run_train_baseline(args: argparse.Namespace) -> int:
 
     config = BaselineConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             hidden=getattr(args, "hidden", None) or HIDDEN, dtype=_dtype(args),
-                            device=args.device, seed=args.seed)
+                            device=args.device, seed=args.seed,
+                            checkpoint_every=getattr(args, "checkpoint_every", None))
     t0 = time.perf_counter()
     model = train_baseline(args.data, config, out=args.out, resume=getattr(args, "resume", False),
                            progress=not getattr(args, "quiet", False))

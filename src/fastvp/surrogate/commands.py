@@ -46,6 +46,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="first fit -dV/dq to the PIC forces of the stored snapshots for STEPS "
                    "steps (a physics-informed warm start; fastvp.surrogate.pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="also checkpoint every STEPS optimiser steps (default: at each epoch's end)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p, "float32")
     p.set_defaults(func=run_train)
@@ -60,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
                          steps=args.steps, hidden=args.hidden or TrainConfig.hidden, dtype=args.dtype,
                          device=args.device, seed=args.seed, schedule=args.schedule,
                          method="compiled" if args.compile else "fast",
-                         snapshots=args.snapshots)
+                         snapshots=args.snapshots, checkpoint_every=args.checkpoint_every)
     t0 = time.perf_counter()
     start = None
     if getattr(args, "pretrain_forces", 0) and not args.resume:
