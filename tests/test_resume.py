@@ -178,16 +178,16 @@ def test_a_kill_before_any_example_restarts_cleanly(tmp_path):
 
 # ---------------------------------------------------------------------------- baseline training
 
-# The baseline trained in its own process, which SIGKILLs itself on its training step
-# argv[3] (counted from its start): a kill mid-epoch, between two checkpoints.
-BASELINE = dict(epochs=4, batch_size=16, hidden=8, dtype="float64", seed=1, checkpoint_every=3)
-BASELINE_SCRIPT = f"""
+# A trainer run in its own process, which SIGKILLs itself on its training step argv[3]
+# (counted from its start, by wrapping the loss function LOSS of MODULE): a kill
+# mid-epoch, between two checkpoints. RUN starts (or resumes) the training.
+KILL_SCRIPT = """
 import os, signal, sys
 import torch
-import fastvp.surrogate.baseline as base
+import {module} as m
 
 torch.set_num_threads(1)
-real, calls = base._loss, [0]
+real, calls = m.{loss}, [0]
 
 def killed(*args, **kwargs):
     if torch.is_grad_enabled():  # a training step (validation runs without gradients)
@@ -196,10 +196,26 @@ def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
 
-base._loss = killed
-base.train_baseline(sys.argv[1], base.BaselineConfig(**{BASELINE!r}), out=sys.argv[2],
-                    resume=True, progress=False)
+m.{loss} = killed
+{run}
 """
+BASELINE = dict(epochs=4, batch_size=16, hidden=8, dtype="float64", seed=1, checkpoint_every=3)
+BASELINE_SCRIPT = KILL_SCRIPT.format(
+    module="fastvp.surrogate.baseline", loss="_loss",
+    run=f"m.train_baseline(sys.argv[1], m.BaselineConfig(**{BASELINE!r}), out=sys.argv[2], "
+        "resume=True, progress=False)")
+
+
+def kill_twice(script: str, data: Path, out: Path) -> None:
+    """Run `script` killed on its step 13 (epoch 1, batch 4 of 8), then resumed and killed
+    on its step 12 (epoch 2, batch 6): each time the last checkpoint is 1 batch behind."""
+    for kill_at, checkpointed in ((13, (1, 3)), (12, (2, 6))):
+        proc = subprocess.run([sys.executable, "-c", script, str(data), str(out), str(kill_at)],
+                              timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+        ck = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert (ck["epoch"], ck["position"]) == checkpointed
+        assert not list(out.glob("*.partial"))
 
 
 def safetensors_parts(path: Path) -> tuple[dict, bytes]:
@@ -230,15 +246,7 @@ def test_baseline_training_killed_twice_resumes_to_the_same_model(tmp_path, smal
     straight = train_baseline(small_dataset, BaselineConfig(**BASELINE), tmp_path / "ref",
                               progress=False)
     out = tmp_path / "run"
-    # killed on step 13 (epoch 1, batch 4), then the resumed process on its step 12
-    # (epoch 2, batch 6): each time the last checkpoint is 1 batch behind
-    for kill_at, checkpointed in ((13, (1, 3)), (12, (2, 6))):
-        proc = subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(small_dataset.path),
-                               str(out), str(kill_at)], timeout=120)
-        assert proc.returncode == -signal.SIGKILL
-        ck = torch.load(out / "checkpoint.pt", weights_only=True)
-        assert (ck["epoch"], ck["position"]) == checkpointed
-        assert not list(out.glob("*.partial"))
+    kill_twice(BASELINE_SCRIPT, small_dataset.path, out)
     resumed = train_baseline(small_dataset, BaselineConfig(**BASELINE), out, resume=True,
                              progress=False)
     for (ka, a), (kb, b) in zip(straight.state_dict().items(), resumed.state_dict().items(),
@@ -270,24 +278,10 @@ def same(a, b) -> bool:
 
 PDE_NHF = dict(epochs=3, batch_size=16, hidden=8, steps=3, dtype="float64", seed=1,
                checkpoint_every=3)
-PDE_NHF_SCRIPT = f"""
-import os, signal, sys
-import torch
-import fastvp.surrogate.train as tr
-
-torch.set_num_threads(1)
-real, calls = tr.nll, [0]
-
-def killed(*args, **kwargs):
-    if torch.is_grad_enabled():  # a training step (validation runs without gradients)
-        calls[0] += 1
-        if calls[0] == int(sys.argv[3]):
-            os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-
-tr.nll = killed
-tr.train(sys.argv[1], tr.TrainConfig(**{PDE_NHF!r}), out=sys.argv[2], resume=True, progress=False)
-"""
+PDE_NHF_SCRIPT = KILL_SCRIPT.format(
+    module="fastvp.surrogate.train", loss="nll",
+    run=f"m.train(sys.argv[1], m.TrainConfig(**{PDE_NHF!r}), out=sys.argv[2], resume=True, "
+        "progress=False)")
 
 
 def test_pde_nhf_training_killed_twice_resumes_to_the_same_model(tmp_path, small_dataset):
@@ -296,13 +290,7 @@ def test_pde_nhf_training_killed_twice_resumes_to_the_same_model(tmp_path, small
     assert len(small_dataset.split("train")) > 7 * 16  # 8 batches of 16 per epoch
     straight = train(small_dataset, TrainConfig(**PDE_NHF), tmp_path / "ref", progress=False)
     out = tmp_path / "run"
-    for kill_at, checkpointed in ((13, (1, 3)), (12, (2, 6))):
-        proc = subprocess.run([sys.executable, "-c", PDE_NHF_SCRIPT, str(small_dataset.path),
-                               str(out), str(kill_at)], timeout=120)
-        assert proc.returncode == -signal.SIGKILL
-        ck = torch.load(out / "checkpoint.pt", weights_only=True)
-        assert (ck["epoch"], ck["position"]) == checkpointed
-        assert not list(out.glob("*.partial"))
+    kill_twice(PDE_NHF_SCRIPT, small_dataset.path, out)
     resumed = train(small_dataset, TrainConfig(**PDE_NHF), out, resume=True, progress=False)
     for (ka, a), (kb, b) in zip(straight.state_dict().items(), resumed.state_dict().items(),
                                 strict=True):

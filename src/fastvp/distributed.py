@@ -139,6 +139,12 @@ def session(backend: str | None = None, timeout: float | None = None):
             shutdown()
 
 
+def check_distributed(distributed) -> None:
+    """Raise ValueError unless `distributed` (a function's argument) is True, False or None."""
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+
+
 @contextlib.contextmanager
 def data_parallel(distributed: bool | None, requested=None):
     """``with data_parallel(distributed, requested) as (parallel, dev):`` for a function
@@ -151,8 +157,7 @@ def data_parallel(distributed: bool | None, requested=None):
     """
     from .backend import resolve_device
 
-    if distributed is not None and not isinstance(distributed, bool):
-        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    check_distributed(distributed)
     if distributed is None:
         distributed = is_initialized() or launched()
     dev = device(requested) if distributed else resolve_device(requested)

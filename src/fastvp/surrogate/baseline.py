@@ -328,8 +328,7 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     config = config or BaselineConfig()
     if not isinstance(config, BaselineConfig):
         raise ValueError(f"config must be a fastvp BaselineConfig, got {type(config).__name__}")
-    if distributed is not None and not isinstance(distributed, bool):
-        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    dist.check_distributed(distributed)  # before the dataset is read
     if out is not None:
         if not isinstance(out, (str, os.PathLike)):
             raise ValueError(f"out must be a folder path, got {out!r}")

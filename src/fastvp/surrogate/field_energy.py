@@ -41,7 +41,7 @@ SQUARE_RANGE = 0.05
 
 def window_from_data(q: np.ndarray | torch.Tensor, margin: float = 1.3) -> float:
     """Half-width R of the grid: margin * the largest |q_i - mean q| of states q [B, N]."""
-    q = torch.as_tensor(np.asarray(q) if not isinstance(q, torch.Tensor) else q, dtype=torch.float64)
+    q = torch.as_tensor(q, dtype=torch.float64)
     if q.ndim != 2 or q.numel() == 0:
         raise ValueError(f"q must be a non-empty [B, N] array of positions, got shape {tuple(q.shape)}")
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 1):

@@ -202,11 +202,13 @@ def grad_inplace(q: torch.Tensor, weights, work: torch.Tensor) -> torch.Tensor:
     u = (g @ W2) * w1
     # softplus' is 1 above the threshold, where sigmoid differs from 1 by < exp(-20): only
     # a float64 block whose largest z passes it needs the mask (bounded from y's extremes).
-    z_max = torch.where(w1 > 0, w1 * y.amax(dim=1, keepdim=True),
-                        w1 * y.amin(dim=1, keepdim=True)) + b1
-    # (in float32, sigmoid(z > 20) already rounds to 1: no mask needed)
-    near = q.dtype == torch.float64 and bool((z_max > SOFTPLUS_THRESHOLD - 1.0).any())
-    mask = (z > SOFTPLUS_THRESHOLD) if near else None
+    # (in float32, sigmoid(z > 20) already rounds to 1: no mask, and no bound, needed)
+    mask = None
+    if q.dtype == torch.float64:
+        z_max = torch.where(w1 > 0, w1 * y.amax(dim=1, keepdim=True),
+                            w1 * y.amin(dim=1, keepdim=True)) + b1
+        if bool((z_max > SOFTPLUS_THRESHOLD - 1.0).any()):  # margin for rounding
+            mask = z > SOFTPLUS_THRESHOLD
     z.sigmoid_()
     if mask is not None:
         z.masked_fill_(mask, 1.0)

@@ -238,8 +238,7 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     if model is not None and not isinstance(model, Surrogate):
         raise ValueError(f"model must be a fastvp.Surrogate to start from, "
                          f"got {type(model).__name__}")
-    if distributed is not None and not isinstance(distributed, bool):
-        raise ValueError(f"distributed must be True, False or None, got {distributed!r}")
+    dist.check_distributed(distributed)  # before the dataset is read
     ds = _dataset(dataset)
     out = Path(out) if out is not None else None
     if resume and out is None:
