@@ -1,7 +1,7 @@
 """Fused leapfrog of the Deep Set Hamiltonian H = a^2 |p|^2 / 2 + V(q) as one Triton kernel.
 
-Twin of ``fastvp.surrogate.flow.leapfrog`` with the closed-form gradient
-``fastvp.surrogate.potential.DeepSet.grad`` (same math, merged half kicks):
+Fused twin of ``fastvp.surrogate.flow.leapfrog`` with the closed-form gradient of
+``fastvp.surrogate.potential`` (same math, merged half kicks):
 
     force = dV/dq(q);  p -= dt/2 force;  q += a^2 dt p;  force = dV/dq(q);
     then K - 1 times:  p -= dt force;    q += a^2 dt p;  force = dV/dq(q);
@@ -10,7 +10,9 @@ Twin of ``fastvp.surrogate.flow.leapfrog`` with the closed-form gradient
 with, for one example (y_i = q_i - mean q, z_ik = w1_k y_i + b1_k):
 
     s = W2 sum_i softplus(z_i) + N b2;  g = W3^T (softplus'(W3 s + b3) * w4);
-    u = W2^T g;  G_i = sum_k u_k w1_k softplus'(z_ik);  dV/dq_i = G_i - mean_j G_j.
+    u = W2^T g;  G_i = sum_k u_k w1_k softplus'(z_ik);  dV/dq_i = G_i - mean_j G_j,
+
+softplus' taken as 1 above `threshold` (the caller passes torch's Softplus threshold).
 
 One program owns one example for all K steps: its particles stay in registers between
 steps, the [N, H] activations are recomputed block by block over the hidden units (never
@@ -30,8 +32,6 @@ import torch
 import triton
 import triton.language as tl
 
-#: torch's Softplus returns z itself above this threshold, so its slope there is exactly 1.
-SOFTPLUS_THRESHOLD = 20.0
 #: Elements of one [rows, hidden-block] tile per program (registers); halved for float64.
 TILE_ELEMENTS = 8192
 
@@ -149,9 +149,9 @@ def _blocks(n: int, hidden: int, dtype: torch.dtype) -> tuple[int, int, int, int
 
 
 def _check_weights(weights, dtype, device) -> tuple[torch.Tensor, ...]:
-    if len(weights) not in (7, 8):
-        raise ValueError("weights must be (w1, b1, W2, b2, W3, b3, w4[, b4]) as DeepSet.weights()")
-    w1, b1, W2, b2, W3, b3, w4 = weights[:7]
+    if len(weights) != 7:
+        raise ValueError("weights must be (w1, b1, W2, b2, W3, b3, w4), as DeepSet.weights()")
+    w1, b1, W2, b2, W3, b3, w4 = weights
     hidden = w1.shape[0] if w1.dim() == 1 else -1
     shapes = {"w1": (w1, (hidden,)), "b1": (b1, (hidden,)), "W2": (W2, (hidden, hidden)),
               "b2": (b2, (hidden,)), "W3": (W3, (hidden, hidden)), "b3": (b3, (hidden,)),
@@ -179,7 +179,7 @@ def _check_state(q: torch.Tensor, p: torch.Tensor) -> None:
         raise ValueError("q must hold at least one particle per example")
 
 
-def _launch(q, p, weights, a2dt, dt, steps, store_force):
+def _launch(q, p, weights, a2dt, dt, steps, threshold, store_force):
     w1, b1, W2, b2, W3, b3, w4 = _check_weights(weights, q.dtype, q.device)
     q, p = q.detach().contiguous(), p.detach().contiguous()
     n_examples, n = q.shape
@@ -192,19 +192,20 @@ def _launch(q, p, weights, a2dt, dt, steps, store_force):
     block_n, block_h, bh, warps = _blocks(n, hidden, q.dtype)
     _leapfrog_kernel[(n_examples,)](
         q, p, q_out, p_out, force, w1, b1, W2, b2, W3, b3, w4, scal, n, hidden, steps,
-        BLOCK_N=block_n, BLOCK_H=block_h, BH=bh, THRESHOLD=SOFTPLUS_THRESHOLD,
+        BLOCK_N=block_n, BLOCK_H=block_h, BH=bh, THRESHOLD=float(threshold),
         STORE_FORCE=store_force, num_warps=warps,
     )
     return q_out, p_out, force
 
 
-def deepset_leapfrog(q: torch.Tensor, p: torch.Tensor, weights, a2, dt: float,
-                     steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def deepset_leapfrog(q: torch.Tensor, p: torch.Tensor, weights, a2, dt: float, steps: int, *,
+                     threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """K = `steps` merged-kick leapfrog steps of size dt on a^2 |p|^2 / 2 + V(q), fused.
 
     q, p: [B, N] float32 or float64 (CUDA, or CPU under TRITON_INTERPRET=1);
-    weights: ``DeepSet.weights()`` (w1 [H], b1 [H], W2 [H, H], b2 [H], W3 [H, H], b3 [H],
-    w4 [H][, b4]) in q's dtype and device; a2: a^2 (float or 0-d tensor); dt may be negative.
+    weights: (w1 [H], b1 [H], W2 [H, H], b2 [H], W3 [H, H], b3 [H], w4 [H]) in q's dtype
+    and device; a2: a^2 (float or 0-d tensor); dt may be negative; threshold: softplus is
+    the identity above it.
     Returns new tensors (q_K, p_K) [B, N]. No autograd: sampling only.
     """
     _check_state(q, p)
@@ -214,11 +215,11 @@ def deepset_leapfrog(q: torch.Tensor, p: torch.Tensor, weights, a2, dt: float,
     a2 = float(a2)
     if not (math.isfinite(dt) and math.isfinite(a2)):
         raise ValueError(f"dt and a2 must be finite, got dt={dt!r}, a2={a2!r}")
-    q_out, p_out, _ = _launch(q, p, weights, a2 * dt, dt, steps, store_force=False)
+    q_out, p_out, _ = _launch(q, p, weights, a2 * dt, dt, steps, threshold, store_force=False)
     return q_out, p_out
 
 
-def deepset_grad(q: torch.Tensor, weights) -> torch.Tensor:
+def fused_grad(q: torch.Tensor, weights, *, threshold: float) -> torch.Tensor:
     """dV/dq of the Deep Set potential by the same fused code: [B, N] -> [B, N]."""
     _check_state(q, q)
-    return _launch(q, q, weights, 0.0, 0.0, 0, store_force=True)[2]
+    return _launch(q, q, weights, 0.0, 0.0, 0, threshold, store_force=True)[2]

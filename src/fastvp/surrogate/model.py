@@ -1,27 +1,8 @@
-"""PDE-NHF: the Surrogate module, and the closed-form gradient with a hand-derived backward.
+"""PDE-NHF: the Surrogate module (the flow of a Deep Set Hamiltonian), its files and loading.
 
-The closed-form dV/dq of ``DeepSet.grad`` (SPEC.md section 3) is differentiated during
-training through every leapfrog step. Autograd through it stores [B, N, H] intermediates
-per step; ``deepset_grad`` instead wraps it in a ``torch.autograd.Function`` whose
-backward is derived by hand. With y_i = q_i - mean q, z_ik = w1_k y_i + b1_k,
-sigma = softplus', sigma' = sigma (1 - sigma), and the [B, H] vectors of the forward
-
-    S = sum_i softplus(z_i),  s = W2 S + N b2,  r = W3 s + b3,  tau = sigma(r),
-    g = W3^T (tau * w4),  c = W2^T g,  u = c * w1,  G_i = sum_k sigma_ik u_k,  F = G - mean G,
-
-the vector-Jacobian product of F with v [B, N] is, with vb = v - mean v,
-
-    A = sigma^T vb,   cb = A * w1,   gb = W2 cb,   e = W3 gb,   rb = e * w4 * sigma'(r),
-    sb = W3^T rb,     Sb = W2^T sb,
-    zb_ik = vb_i u_k sigma'_ik + Sb_k sigma_ik                     (never formed)
-    dq    = yb - mean yb,  yb_i = vb_i sum_k sigma'_ik u_k w1_k + sum_k sigma_ik Sb_k w1_k
-    dw1 = A c + sum_i zb_i y_i,  db1 = sum_i zb_i,  dW2 = g cb^T + sb S^T,  db2 = N sb,
-    dW3 = (tau w4) gb^T + rb s^T,  db3 = rb,  dw4 = e tau         (summed over the batch)
-
-The (z, sigma, sigma') block is recomputed in the backward rather than stored: the only
-tensors kept per leapfrog step are q [B, N] and a few [B, H] vectors. ``DeepSet.grad``
-(plain autograd through the closed form) and ``grad_autograd`` (autograd of autograd)
-are the references of the tests.
+The math lives in ``potential`` (V, the closed-form dV/dq and its hand-derived backward)
+and ``flow`` (the leapfrog); this module wraps them in an ``nn.Module`` with the paper's
+parameters (``a`` and ``V_net``), sampling, the exact log-likelihood, and files.
 """
 
 from __future__ import annotations
@@ -42,188 +23,7 @@ from ..config import PICConfig
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
 from ..pic.simulate import Trajectory
 from .flow import integrate, leapfrog
-from .potential import SOFTPLUS_THRESHOLD, DeepSet, grad_autograd
-
-#: Examples per block of the [b, N, H] work: a block stays in the CPU's caches.
-CPU_BLOCK_ELEMENTS = 2**18
-#: On CUDA, bound the memory of one block instead.
-CUDA_BLOCK_ELEMENTS = 2**26
-
-
-def _block_size(q: torch.Tensor, hidden: int) -> int:
-    limit = CUDA_BLOCK_ELEMENTS if q.is_cuda else CPU_BLOCK_ELEMENTS
-    return max(1, limit // max(1, q.shape[1] * hidden))
-
-
-def _sig(z: torch.Tensor) -> torch.Tensor:
-    """softplus'(z) as torch's Softplus has it: 1 above its threshold."""
-    return torch.where(z > SOFTPLUS_THRESHOLD, 1.0, torch.sigmoid(z))
-
-
-def _sig_prime(sig: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """softplus''(z) = sigma (1 - sigma): 0 above the threshold, where Softplus is linear."""
-    return torch.where(z > SOFTPLUS_THRESHOLD, 0.0, sig - sig * sig)
-
-
-def _over_threshold(y: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> bool:
-    """Whether some z_ik = w1_k y_i + b1_k exceeds the Softplus threshold.
-
-    z is affine in y_i, so its maximum over particles is at min y or max y: an [b, H]
-    check instead of an [b, N, H] one. When false, the threshold masks are skipped.
-    """
-    lo, hi = y.aminmax(dim=1)
-    zmax = torch.maximum(lo[:, None] * w1, hi[:, None] * w1) + b1
-    return bool((zmax > SOFTPLUS_THRESHOLD).any())
-
-
-def _complement(y, w1, b1, clip: bool):
-    """m = 1 - sigma(z) = sigma(-z) [b, N, H], and z itself where the threshold is crossed.
-
-    Working with m rather than sigma(z) saves a transcendental pass: softplus(z) =
-    -log m, and sum_k sigma_ik x_k = sum_k x_k - sum_k m_ik x_k, whose first term is
-    the same for every particle and cancels in the centred gradient. Above torch's
-    threshold Softplus is the identity: m = 0 there (sigma = 1), softplus = z.
-    """
-    zneg = torch.addcmul(-b1, y[:, :, None], w1, value=-1.0)       # -z
-    m = torch.sigmoid(zneg)
-    if clip:
-        m = torch.where(zneg < -SOFTPLUS_THRESHOLD, 0.0, m)
-    return m, (zneg if clip else None)
-
-
-def _sum_softplus(m: torch.Tensor, zneg: torch.Tensor | None) -> torch.Tensor:
-    """S_k = sum_i softplus(z_ik) = -sum_i log m_ik: [b, N, H] -> [b, H].
-
-    The logarithm is the costly part, so it is taken of products of `group` factors:
-    log is needed N / group times instead of N. Below the threshold m > sigma(-20) =
-    2e-9, so a product of 8 (float64) or 4 (float32) factors stays a normal number.
-    Above it softplus(z) = z, added apart, and m counts as 1 in the products.
-    """
-    extra = None
-    if zneg is not None:
-        over = zneg < -SOFTPLUS_THRESHOLD
-        extra = torch.where(over, -zneg, 0.0).sum(dim=1)
-        m = torch.where(over, 1.0, m)
-    group = 8 if m.dtype == torch.float64 else 4
-    b, n, h = m.shape
-    main = n - n % group
-    S = -torch.log(m[:, :main].reshape(b, main // group, group, h).prod(dim=2)).sum(dim=1)
-    if main < n:
-        S = S - torch.log(m[:, main:]).sum(dim=1)
-    return S if extra is None else S + extra
-
-
-def _rowdot(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """sum_k m_ik x_k: [b, N, H] x [b, H] -> [b, N]."""
-    return torch.bmm(m, x[:, :, None])[..., 0]
-
-
-def _grad_block(y, w1, b1, W2, b2, W3, b3, w4, clip: bool):
-    """Forward of one block: F [b, N] and the [b, H] vectors the backward needs."""
-    n = y.shape[1]
-    m, zneg = _complement(y, w1, b1, clip)                        # [b, N, H]
-    S = _sum_softplus(m, zneg)                                    # [b, H]
-    s = torch.addmm(b2 * n, S, W2.T)
-    r = torch.addmm(b3, s, W3.T)
-    tau = _sig(r)
-    g = (tau * w4) @ W3
-    c = g @ W2
-    u = c * w1
-    mG = _rowdot(m, u)                                            # G = sum(u) - mG
-    return mG.mean(dim=1, keepdim=True) - mG, (S, s, r, tau, g, c, u)
-
-
-def _grad_block_backward(v, y, saved, w1, b1, W2, W3, w4, clip: bool):
-    """VJP of one block with v [b, N]: dq [b, N] and the per-block parameter gradients."""
-    S, s, r, tau, g, c, u = saved
-    n = y.shape[1]
-    vb = v - v.mean(dim=1, keepdim=True)
-    m, zneg = _complement(y, w1, b1, clip)                        # recomputed, [b, N, H]
-    dsig = torch.addcmul(m, m, m, value=-1.0)                     # sigma' = m (1 - m)
-    if zneg is not None:
-        dsig = torch.where(zneg < -SOFTPLUS_THRESHOLD, 0.0, dsig)
-    # contractions over particles, with sigma = 1 - m: sigma^T x = sum_i x_i - m^T x
-    X = torch.stack((vb, y, torch.ones_like(vb)), dim=1)          # [b, 3, N]
-    M = X.sum(dim=2)[:, :, None] - torch.bmm(X, m)                # sigma^T [vb, y, 1]: [b, 3, H]
-    Md = torch.bmm(torch.stack((vb * y, vb), dim=1), dsig)        # sigma'^T [vb y, vb]: [b, 2, H]
-    A = M[:, 0]
-    cb = A * w1
-    gb = cb @ W2.T
-    e = gb @ W3.T
-    tw4 = tau * w4
-    rb = e * w4 * _sig_prime(_sig(r), r)
-    sb = rb @ W3
-    Sb = sb @ W2
-    yb = vb * _rowdot(dsig, u * w1) - _rowdot(m, Sb * w1)         # + a constant, cancelled
-    dq = yb - yb.mean(dim=1, keepdim=True)
-    dw1 = (A * c + u * Md[:, 0] + Sb * M[:, 1]).sum(0)
-    db1 = (u * Md[:, 1] + Sb * M[:, 2]).sum(0)
-    dW2 = g.T @ cb + sb.T @ S
-    db2 = n * sb.sum(0)
-    dW3 = tw4.T @ gb + rb.T @ s
-    db3 = rb.sum(0)
-    dw4 = (e * tau).sum(0)
-    return dq, (dw1, db1, dW2, db2, dW3, db3, dw4)
-
-
-_COMPILED: dict[str, object] = {}
-
-
-def _kernels(compile: bool):
-    """(forward, backward) of one block: eager, or fused by torch.compile (built once)."""
-    if not compile:
-        return _grad_block, _grad_block_backward
-    if not _COMPILED:
-        _COMPILED["forward"] = torch.compile(_grad_block, dynamic=False)
-        _COMPILED["backward"] = torch.compile(_grad_block_backward, dynamic=False)
-    return _COMPILED["forward"], _COMPILED["backward"]
-
-
-class _DeepSetGrad(torch.autograd.Function):
-    """dV/dq of the Deep Set with the hand-derived backward of the module docstring."""
-
-    @staticmethod
-    def forward(ctx, compile, q, w1, b1, W2, b2, W3, b3, w4):
-        y = q - q.mean(dim=1, keepdim=True)
-        size = _block_size(q, w1.shape[0])
-        clip = _over_threshold(y, w1, b1)
-        block = _kernels(compile)[0]
-        out, saved = [], []
-        for i in range(0, q.shape[0], size):
-            f, sv = block(y[i:i + size], w1, b1, W2, b2, W3, b3, w4, clip)
-            out.append(f)
-            saved.append(sv)
-        keep = [torch.cat(t) for t in zip(*saved, strict=True)]
-        ctx.save_for_backward(y, w1, b1, W2, W3, w4, *keep)
-        ctx.size, ctx.clip, ctx.compile = size, clip, compile
-        return out[0] if len(out) == 1 else torch.cat(out)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, v):
-        y, w1, b1, W2, W3, w4, *keep = ctx.saved_tensors
-        size = ctx.size
-        block = _kernels(ctx.compile)[1]
-        dqs, total = [], None
-        for i in range(0, y.shape[0], size):
-            sl = slice(i, i + size)
-            dq, grads = block(v[sl].contiguous(), y[sl], [k[sl] for k in keep],
-                              w1, b1, W2, W3, w4, ctx.clip)
-            dqs.append(dq)
-            total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
-        dq = dqs[0] if len(dqs) == 1 else torch.cat(dqs)
-        return (None, dq, *total)
-
-
-def deepset_grad(net: DeepSet, q: torch.Tensor, compile: bool = False) -> torch.Tensor:
-    """dV/dq [B, N] of ``net``, differentiable once in q and in the parameters (fast backward).
-
-    Same values as ``net.grad(q)``; its backward costs about two forward evaluations and
-    stores no [B, N, H] intermediates. Not differentiable twice. compile=True fuses the
-    [b, N, H] work of each block with torch.compile (the first call compiles).
-    """
-    w1, b1, W2, b2, W3, b3, w4, _ = net.weights()
-    return _DeepSetGrad.apply(compile, q, w1, b1, W2, b2, W3, b3, w4)
+from .potential import DeepSet, closed_form_grad, grad_autograd
 
 
 # ---------------------------------------------------------------------------- the model
@@ -339,7 +139,8 @@ class Surrogate(nn.Module):
     def _flow(self, q, p, t: float, steps: int, kernels=None):
         if t == 0.0:
             return q, p
-        return integrate(self.V_net, self.a[0] ** 2, q, p, t / steps, steps, kernels=kernels)
+        return integrate(q, p, self.V_net.weights(), self.a[0] ** 2, t / steps, steps,
+                         kernels=kernels)
 
     def sample(self, t, batch=None, steps: int | None = None, n_examples: int = 1,
                seed: int | None = None, extrapolate: bool = False, kernels: str | None = None):
@@ -390,7 +191,7 @@ class Surrogate(nn.Module):
         """Flow_{-t}(q, p): K steps of dt = -t / K, q, p [B, N] in the model's dtype/device.
 
         With gradients enabled, differentiable (once) in q, p and the parameters:
-        method "fast" uses ``deepset_grad`` (hand-derived backward), "compiled" the same
+        method "fast" uses ``closed_form_grad`` (hand-derived backward), "compiled" the same
         fused by torch.compile, "autograd" differentiates autograd's dV/dq again through
         every step (the authors' way; the reference of the tests and benchmark).
         Without gradients, the no-grad integrator ``flow.integrate`` runs.
@@ -402,13 +203,15 @@ class Surrogate(nn.Module):
             return q, p
         a2 = self.a[0] ** 2
         if not torch.is_grad_enabled():
-            return integrate(self.V_net, a2, q, p, -t / K, K)
+            return integrate(q, p, self.V_net.weights(), a2, -t / K, K)
         if method == "autograd":
             def grad(x):
                 return grad_autograd(self.V_net, x, create_graph=True)
         else:
+            weights = self.V_net.weights()
+
             def grad(x):
-                return deepset_grad(self.V_net, x, compile=method == "compiled")
+                return closed_form_grad(x, weights, compile=method == "compiled")
         return leapfrog(q, p, grad, a2, -t / K, K)
 
     def log_prob(self, q, p, batch, t: float = 1.0, steps: int | None = None) -> torch.Tensor:
