@@ -6,8 +6,7 @@ import numpy as np
 import torch
 
 from .config import PICConfig
-from .pic.deposit import deposit
-from .pic.poisson import electric_field
+from .pic.field import field
 
 
 def _as_tensor(name: str, x) -> torch.Tensor:
@@ -47,9 +46,7 @@ def kinetic_energy(p: torch.Tensor, config: PICConfig) -> torch.Tensor:
 
 def field_energy(q: torch.Tensor, config: PICConfig) -> torch.Tensor:
     """W = s (1/2) sum_j E_j^2 dx on the grid (s = +1 electrostatic, -1 gravitational): [B, N] -> [B]."""
-    rho = deposit(q, config.cells, config.dx, config.charge / config.dx)
-    rho = rho - rho.mean(dim=1, keepdim=True)
-    e = electric_field(rho, config.dx, "torch")
+    e = field(q, config, "torch")
     return config.force_sign * 0.5 * config.dx * (e * e).sum(dim=1)
 
 

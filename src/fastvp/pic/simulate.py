@@ -21,7 +21,7 @@ import torch
 from ..backend import use_triton
 from ..config import PICConfig
 from ..initial import as_particles
-from .poisson import electric_field
+from .field import acceleration_coefficient, grid_field, particle_weight
 
 
 @dataclass
@@ -52,7 +52,7 @@ class _TorchMover:
     def __init__(self, config: PICConfig, fft: str):
         self.c = config
         self.fft = fft
-        self.coef = config.force_sign * config.charge_over_mass
+        self.coef = acceleration_coefficient(config)
         self.shape = None
 
     def _buffers(self, x: torch.Tensor) -> None:
@@ -89,9 +89,7 @@ class _TorchMover:
         rho.scatter_add_(1, self.left, self.w)
         rho.scatter_add_(1, self.right, self.f)
         rho[:, :2] += rho[:, nx:]  # fold the ghost cells back
-        dens = rho[:, :nx].mul_(c.charge / c.dx)
-        dens -= dens.mean(dim=1, keepdim=True)
-        self.grid[:, :nx] = electric_field(dens, c.dx, self.fft)
+        self.grid[:, :nx] = grid_field(rho[:, :nx].mul_(particle_weight(c)), c, self.fft)
         self.grid[:, nx:] = self.grid[:, :2]
 
     def prepare(self, x: torch.Tensor, v: torch.Tensor) -> None:
@@ -120,19 +118,16 @@ class _TritonMover:
         self.k = kcic
         self.c = config
         self.fft = fft
-        self.coef = config.force_sign * config.charge_over_mass
-
-    def _finish(self, rho: torch.Tensor) -> None:
-        rho -= rho.mean(dim=1, keepdim=True)
-        self.grid = electric_field(rho, self.c.dx, self.fft)
+        self.coef = acceleration_coefficient(config)
 
     def prepare(self, x: torch.Tensor, v: torch.Tensor) -> None:
         c = self.c
-        self._finish(self.k.deposit(x, c.cells, c.dx, c.charge / c.dx))
+        self.grid = grid_field(self.k.deposit(x, c.cells, c.dx, particle_weight(c)), c, self.fft)
 
     def drift(self, x: torch.Tensor, v: torch.Tensor, h: float) -> None:
         c = self.c
-        self._finish(self.k.drift_deposit(x, v, h, c.box_length, c.cells, c.charge / c.dx))
+        density = self.k.drift_deposit(x, v, h, c.box_length, c.cells, particle_weight(c))
+        self.grid = grid_field(density, c, self.fft)
 
     def kick(self, x: torch.Tensor, v: torch.Tensor, h: float) -> None:
         self.k.kick_gather(self.grid, x, v, self.c.dx, h * self.coef)

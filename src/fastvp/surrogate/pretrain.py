@@ -22,8 +22,7 @@ import torch
 
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
-from ..pic.deposit import deposit, gather
-from ..pic.poisson import electric_field
+from ..pic.field import acceleration
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,8 @@ class PretrainConfig:
 
 
 def pic_acceleration(q: torch.Tensor, config: PICConfig) -> torch.Tensor:
-    """s (q/m) E(q_i) of the PIC solver at positions q: [B, N] -> [B, N]."""
-    rho = deposit(q, config.cells, config.dx, config.charge / config.dx)
-    rho = rho - rho.mean(dim=1, keepdim=True)
-    e = gather(electric_field(rho, config.dx, "torch"), q, config.dx)
-    return config.force_sign * config.charge_over_mass * e
+    """s (q/m) E(q_i) of the PIC solver at positions q: [B, N] -> [B, N] (``pic.field``)."""
+    return acceleration(q, config, "torch")
 
 
 def force_loss(net, q: torch.Tensor, accel: torch.Tensor) -> torch.Tensor:
