@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from fastvp.surrogate.potential import DeepSet, closed_form_grad, grad_autograd, grad_nograd, potential_autograd
+from fastvp.surrogate.potential import (
+    DeepSet,
+    closed_form_grad,
+    grad_autograd,
+    grad_nograd,
+    potential_autograd,
+)
 
 
 def random_net(hidden: int, seed: int = 0, scale: float = 1.0) -> DeepSet:

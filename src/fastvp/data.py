@@ -26,7 +26,7 @@ import torch
 
 from .backend import resolve_device
 from .config import PAPER_SPLIT, PICConfig
-from .files import atomic_write_text
+from .files import atomic_write_text, fsync_dir
 
 SPLITS = ("train", "val", "test")
 METADATA = "metadata.json"
@@ -292,19 +292,6 @@ def _gather_progress(out: Path, plan: dict) -> list[list[int]]:
     return done
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _npy_offset(path: Path, shape: tuple[int, int]) -> int:
     """Byte offset of the data of a float64 C-order .npy file of `shape`; ValueError if not one."""
     with open(path, "rb") as fh:
@@ -357,7 +344,7 @@ def _start(out: Path, plan: dict) -> None:
     _write_progress(out / PROGRESS, plan, [])  # first: from here on the folder reads as unfinished
     for name in plan["files"]:
         _create_npy(out / (name + PARTIAL), _shape(plan, name))
-    _fsync_dir(out)
+    fsync_dir(out)
 
 
 def _complete(out: Path, plan: dict) -> bool:
@@ -438,10 +425,10 @@ def _finish(out: Path, plan: dict) -> None:
     for name in plan["files"]:  # idempotent: a run killed while renaming resumes here
         if (out / (name + PARTIAL)).exists():
             os.replace(out / (name + PARTIAL), out / name)
-    _fsync_dir(out)
+    fsync_dir(out)
     _atomic_json(out / METADATA, {k: v for k, v in plan.items() if k != "files"})
     (out / PROGRESS).unlink()
-    _fsync_dir(out)
+    fsync_dir(out)
 
 
 def _write_rows(fd: int, offset: int, array: np.ndarray) -> None:

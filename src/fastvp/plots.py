@@ -7,11 +7,12 @@ Arrays are numpy or CPU tensors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 #: One colour per source, the same in every figure.
 COLORS = {"PIC": "black", "PDE-NHF": "tab:blue", "baseline": "tab:orange",
@@ -37,10 +38,7 @@ def save_figure(fig, path) -> Path:
     """Write `fig` as a PNG at `path` atomically (a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def _ecdf(ax, x, label: str, **kw) -> None:

@@ -23,7 +23,6 @@ PDE-NHF's; its exact number was lost from the text we have. We take H = 80, whic
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from ..backend import resolve_device, resolve_dtype
-from ..files import atomic_write_text
+from ..files import model_path, read_model_file, save_model_file
 from ..initial import as_particles
 from .checkpoint import (
     CHECKPOINT,
@@ -157,39 +156,23 @@ class Baseline(nn.Module):
         The safetensors file is self-contained (its metadata holds the configuration); the
         JSON copy is for people. Returns the .safetensors path.
         """
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            path = path.with_name(path.name + ".safetensors")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = self._meta()
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = path.with_name(path.name + ".partial")
-        save_file(tensors, str(tmp), metadata={"fastvp": json.dumps(meta)})
-        os.replace(tmp, path)
-        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
-        return path
+        return save_model_file(path, self.state_dict(), self._meta())
 
     @classmethod
     def load(cls, path, device=None, dtype=None) -> Baseline:
         """A Baseline from a file written by ``save`` (the .json beside it is not needed)."""
-        from safetensors import SafetensorError, safe_open
-
         path = Path(path)
-        if not path.exists() and path.with_name(path.name + ".safetensors").exists():
-            path = path.with_name(path.name + ".safetensors")
+        if not path.exists() and model_path(path).exists():
+            path = model_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"baseline file {str(path)!r} does not exist")
         try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = json.loads((fh.metadata() or {}).get("fastvp", "{}"))
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except (SafetensorError, OSError, json.JSONDecodeError) as exc:
+            tensors, meta = read_model_file(path)
+        except ValueError as exc:
             raise ValueError(f"path {str(path)!r} is not a fastvp baseline file: {exc}") from exc
-        if meta.get("format") != FORMAT:
+        if (meta or {}).get("format") != FORMAT:
             raise ValueError(f"path {str(path)!r} is not a fastvp baseline file "
-                             f"(format {meta.get('format')!r}, expected {FORMAT!r})")
+                             f"(format {(meta or {}).get('format')!r}, expected {FORMAT!r})")
         try:
             model = cls(meta["n_particles"], meta["hidden"], meta["final_time"])
             model.to(dtype=tensors["mlp_q.0.weight"].dtype)  # the dtype it was saved in
@@ -202,8 +185,6 @@ class Baseline(nn.Module):
             model.to(device=resolve_device(device) if device is not None else None,
                      dtype=resolve_dtype(dtype) if dtype is not None else None)
         return model
-
-
 
 
 # ------------------------------------------------------------------ training

@@ -10,13 +10,12 @@ whose loss or gradient is not finite and stops training after too many in a row.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
 
-from ..files import atomic_write_text
+from ..files import atomic_write, atomic_write_text
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.safetensors"
@@ -25,10 +24,7 @@ HISTORY = "history.json"
 
 def atomic_save(obj, path: Path) -> None:
     """``torch.save(obj)`` to `path` through a temporary name (never a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_history(out: Path, history: list[dict]) -> None:

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..config import PICConfig
+from ..files import read_model_file, save_model_file
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
 from ..pic.simulate import Trajectory
 from .flow import integrate, leapfrog
 from .potential import DeepSet, closed_form_grad, grad_autograd
-
 
 # ---------------------------------------------------------------------------- the model
 
@@ -242,23 +240,13 @@ class Surrogate(nn.Module):
     def save(self, path) -> Path:
         """Write `path` (.safetensors, suffix added if missing) and its JSON config beside it.
 
-        Both files are written under a temporary name and renamed: they appear complete
-        or not at all. Returns the path of the weights.
+        Both files appear complete or not at all (``files.save_model_file``). Returns the
+        path of the weights; ``Surrogate.load`` reads it with or without the suffix.
         """
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            path = path.with_name(path.name + ".safetensors")
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = self.metadata()
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        tmp = path.with_name(path.name + ".partial")
-        save_file(tensors, str(tmp), metadata={"fastvp": json.dumps(meta)})
-        os.replace(tmp, path)
-        js = path.with_suffix(".json")
-        tmp = js.with_name(js.name + ".partial")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, js)
-        return path
+        if getattr(self, "training_info", None):
+            meta["training"] = self.training_info
+        return save_model_file(path, self.state_dict(), meta)
 
     @classmethod
     def bundled(cls) -> list[str]:
@@ -296,24 +284,15 @@ class Surrogate(nn.Module):
 
     @classmethod
     def _read(cls, path: Path) -> Surrogate:
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                header = fh.metadata() or {}
-                state = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as exc:  # safetensors raises its own error types
-            raise ValueError(f"{str(path)!r} is not a fastvp model (.safetensors): {exc}") from exc
-        meta = None
-        if "fastvp" in header:
-            try:
-                meta = json.loads(header["fastvp"])
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{str(path)!r} holds unreadable metadata: {exc}") from exc
-        elif path.with_suffix(".json").exists():
+        state, meta = read_model_file(path)
+        if meta is None and path.with_suffix(".json").exists():
             try:
                 meta = json.loads(path.with_suffix(".json").read_text())
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{str(path.with_suffix('.json'))!r} is not JSON: {exc}") from exc
-        return cls._from_state(state, meta or {}, str(path))
+        model = cls._from_state(state, meta or {}, str(path))
+        model.training_info = (meta or {}).get("training")
+        return model
 
     @classmethod
     def _from_state(cls, state: dict, meta: dict, source: str, dtype=None) -> Surrogate:
