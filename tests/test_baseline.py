@@ -154,22 +154,23 @@ def test_non_finite_steps_are_skipped_then_stop_training(small, tmp_path, monkey
 
 
 def test_resume_keeps_the_best_epoch_and_may_add_epochs(small, tmp_path, monkeypatch):
-    val = [1.0, 0.5, 0.9, 0.8]  # scripted validation losses: epoch 2 is the best
-    real, at = baseline_mod._evaluate, [0]
+    val = [1.0, 0.5, 0.9, 0.8]  # scripted validation W1 (% of identity): epoch 2 is the best
+    real, at = baseline_mod.BaselineTrainer.validate, [0]
 
-    def scripted(model, arrays):
-        _, w_q, w_p = real(model, arrays)
+    def scripted(self, parallel):
+        row = real(self, parallel)
         at[0] += 1
-        return val[at[0] - 1], w_q, w_p
+        return {**row, "val_w1_q_pct": val[at[0] - 1], "val_w1_p_pct": val[at[0] - 1]}
 
-    monkeypatch.setattr(baseline_mod, "_evaluate", scripted)
+    monkeypatch.setattr(baseline_mod.BaselineTrainer, "validate", scripted)
     straight = train_baseline(small, BaselineConfig(epochs=4, **SMALL), progress=False)
     at[0] = 0
     two = train_baseline(small, BaselineConfig(epochs=2, **SMALL), tmp_path, progress=False)
     resumed = train_baseline(small, BaselineConfig(epochs=4, **SMALL), tmp_path, resume=True,
                              progress=False)
-    assert [h["val_loss"] for h in resumed.history] == val == [h["val_loss"] for h in
-                                                               straight.history]
+    assert [h["val_w1_q_pct"] for h in resumed.history] == val == [h["val_w1_q_pct"] for h in
+                                                                   straight.history]
+    assert [h["kept"] for h in resumed.history] == [1, 2, 2, 2] and resumed.kept_epoch == 2
     saved = Baseline.load(tmp_path / "model.safetensors")
     latest = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
     assert saved.history == resumed.history
@@ -190,7 +191,7 @@ def test_checkpoints_of_other_runs_and_bad_outs_are_refused(small, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     torch.save({"format": "fastvp-train/1", "config": {}}, other / "checkpoint.pt")
-    with pytest.raises(ValueError, match="not a fastvp-baseline-train/1 checkpoint"):
+    with pytest.raises(ValueError, match="not a fastvp-baseline-train/2 checkpoint"):
         train_baseline(small, cfg, other, resume=True, progress=False)
     (other / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable"):

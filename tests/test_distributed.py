@@ -285,7 +285,8 @@ def max_difference(a: dict[str, list[float]], b: dict[str, list[float]]) -> floa
     return diff / max(1.0, max(abs(x) for k in a for x in a[k]))
 
 
-def assert_history_close(a: list[dict], b: list[dict], keys=("train_loss", "val_loss")) -> None:
+def assert_history_close(a: list[dict], b: list[dict],
+                         keys=("train_loss", "val_loss", "val_w1_q", "val_w1_p")) -> None:
     assert len(a) == len(b)
     for ha, hb in zip(a, b, strict=True):
         for k in keys:
@@ -347,7 +348,7 @@ def test_ddp_training_equals_one_process_with_the_same_global_batches(ddp_traini
     assert names == ["checkpoint.pt", "history.json", "model.json", "model.safetensors"]
     saved = _params(fastvp.Surrogate.load(tmp / "run" / "model.safetensors"))
     assert saved == reports[0]["params"]
-    assert [h["epoch"] for h in json.loads((tmp / "run" / "history.json").read_text())] == [0, 1]
+    assert [h["epoch"] for h in json.loads((tmp / "run" / "history.json").read_text())] == [1, 2]
 
 
 def test_ddp_resumes_a_single_process_checkpoint(ddp_training):

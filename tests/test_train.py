@@ -51,7 +51,7 @@ def test_resume_continues_exactly(dataset, tmp_path):
                     progress=False)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert [h["epoch"] for h in resumed.history] == [0, 1]
+    assert [h["epoch"] for h in resumed.history] == [1, 2]  # 1-based, as the baseline
     saved = Surrogate.load(tmp_path / "run" / "model.safetensors")
     assert torch.equal(saved.a, resumed.a)
 

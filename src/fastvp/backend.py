@@ -8,6 +8,7 @@ choice, and so does the ``kernels=`` argument of the functions that take one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -82,3 +83,30 @@ def cupy_available() -> bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:
         return False
+
+
+def default_threads() -> int:
+    """CPU threads for long work: the cores left idle by the other processes, at least 1.
+
+    torch's intra-op threads wait for each other at the end of every op; when another
+    process holds a core, a thread that loses its core stalls them all (a training step
+    at 2 threads went from 2 s to 25-114 s beside a second job, and held 1.6-1.9 s at 1
+    thread). So the default counts the cores minus the 1-minute load average (rounded).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        load = 0.0
+    return max(1, min(cores or 1, round((cores or 1) - load)))
+
+
+@contextlib.contextmanager
+def threads_context(threads: int | None):
+    """Run the block with `threads` intra-op CPU threads (None: ``default_threads()``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -38,6 +38,27 @@ def _name(var: str, step: int) -> str:
     return f"{var}{step:02d}.npy"
 
 
+def require_finite(ds: Dataset, steps, n: int | None = None) -> None:
+    """Raise ValueError naming the file and the example if a value is NaN or infinite.
+
+    Checks Q/P files of `steps` and Cond.npy over the first `n` examples of the view `ds`
+    (all by default); the example is numbered as in the folder (its row).
+    """
+    start = ds.indices.indices(ds._total())[0]
+    names = [_name(v, s) for s in steps for v in ("Q", "P")] + ["Cond.npy"]
+    for name in names:
+        rows = np.asarray(ds._array(name)[ds.indices][:n])
+        bad = ~np.isfinite(rows).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"{name} of {str(ds.path)!r} holds a non-finite value at example "
+                             f"{start + row} (row {row} of the {ds.split_name!r} split)")
+    cond = np.asarray(ds._array("Cond.npy")[ds.indices][:n])
+    if (cond <= 0).any():
+        row = int(np.argmax((cond <= 0).any(axis=1)))
+        raise ValueError(f"Cond.npy of {str(ds.path)!r} holds a sigma <= 0 at example {start + row}")
+
+
 def split_sizes(n: int) -> tuple[int, int, int]:
     """(train, val, test) sizes: the paper's 20000/6384/6384 of 32768, in proportion otherwise."""
     total = sum(PAPER_SPLIT)
@@ -66,6 +87,7 @@ class Dataset:
     steps: list[int]
     indices: slice
     metadata: dict
+    split_name: str = "all"
 
     @property
     def times(self) -> list[float]:
@@ -111,7 +133,7 @@ class Dataset:
         sizes = split_sizes(stop - start)
         lo = start + sum(sizes[: SPLITS.index(name)])
         return Dataset(self.path, self.config, self.steps, slice(lo, lo + sizes[SPLITS.index(name)]),
-                       self.metadata)
+                       self.metadata, name)
 
     def batch(self, step: int = 0, device=None, dtype=torch.float64):
         """The examples' state at snapshot `step` as a fastvp.Batch (mu from the config)."""

@@ -127,14 +127,14 @@ def run_train_baseline(args: argparse.Namespace) -> int:
     if not is_main():  # under torchrun rank 0 reports
         return 0
     last = model.history[-1] if model.history else {}
-    best = min((h for h in model.history if "val_loss" in h), key=lambda h: h["val_loss"],
-               default=None)
+    best = next((h for h in model.history if h["epoch"] == model.kept_epoch), None)
     print(f"trained the baseline ({model.n_parameters:,} parameters) for {config.epochs} epochs "
           f"in {time.perf_counter() - t0:.1f} s; last train loss "
           f"{last.get('train_loss', float('nan')):.4g}")
-    if best is not None:
-        print(f"  kept epoch {best['epoch']}: validation loss {best['val_loss']:.4g}, W1 at T "
-              f"positions {best['val_w1_q']:.4f}, momenta {best['val_w1_p']:.4f}")
+    if best is not None and "val_w1_q" in best:
+        print(f"  kept epoch {best['epoch']} (lowest validation W1): validation loss "
+              f"{best['val_loss']:.4g}, W1 at T positions {best['val_w1_q']:.4f}, momenta "
+              f"{best['val_w1_p']:.4f}")
     print(f"saved: {Path(args.out) / MODEL}")
     return 0
 

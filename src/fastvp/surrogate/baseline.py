@@ -25,27 +25,19 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..backend import resolve_device, resolve_dtype
+from .. import validation as check
+from ..backend import resolve_device, resolve_dtype, threads_context
 from ..files import model_path, read_model_file, save_model_file
 from ..initial import as_particles
-from .checkpoint import (
-    CHECKPOINT,
-    MODEL,
-    NonFiniteGuard,
-    atomic_save,
-    check_finite,
-    load_checkpoint,
-    prepare_out,
-    write_history,
-)
+from .checkpoint import MODEL, prepare_out
+from .loop import LoopConfig, fit, sharded_sums, w1_columns
 
 FORMAT = "fastvp-baseline/1"
 #: Hidden width of both MLPs (module docstring).
@@ -190,65 +182,40 @@ class Baseline(nn.Module):
 # ------------------------------------------------------------------ training
 
 #: Format of the training checkpoint (out/checkpoint.pt) of ``train_baseline``.
-TRAIN_FORMAT = "fastvp-baseline-train/1"
+TRAIN_FORMAT = "fastvp-baseline-train/2"
 #: Settings that may change when a run is resumed (the others must match the checkpoint).
-RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every")
+RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "threads")
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(LoopConfig):
     """Training of the baseline: PDE-NHF's optimiser, batch and learning rate (Adam, 128, 3e-4).
 
-    hidden: the MLPs' width H; epochs: passes over the training split; the weights kept are
-    those of the epoch with the lowest validation loss (the last epoch's without a
-    validation split). batch_size: examples per optimiser step (under DDP the global batch).
-    checkpoint_every: also checkpoint every this many optimiser steps (None: per epoch).
-    max_bad_steps: consecutive non-finite losses or gradients tolerated (each skipped).
+    The loop's settings are ``loop.LoopConfig``'s; hidden: the MLPs' width H. The model
+    kept is that of the epoch with the lowest validation W1 at T, as for PDE-NHF.
     """
 
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 3e-4
     hidden: int = HIDDEN
-    dtype: torch.dtype = torch.float32
-    device: str | None = None
-    seed: int = 0
-    checkpoint_every: int | None = None
-    max_bad_steps: int = 10
 
     def __post_init__(self) -> None:
-        names = ["epochs", "batch_size", "hidden", "max_bad_steps", "seed"]
-        if self.checkpoint_every is not None:
-            names.append("checkpoint_every")
-        for name in names:
-            v, low = getattr(self, name), 0 if name == "seed" else 1
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) \
-                or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        self.dtype = resolve_dtype(self.dtype)
-        if self.device is not None:
-            resolve_device(self.device)  # fail early on an unknown device
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dtype"] = str(self.dtype).removeprefix("torch.")
-        d["device"] = None if self.device is None else str(self.device)
-        return d
+        super().__post_init__()
+        check.integer("hidden", self.hidden, 1)
 
 
 def _arrays(ds, device, dtype) -> tuple[torch.Tensor, ...]:
+    from ..data import require_finite
+
     first, last = ds.steps[0], ds.steps[-1]
+    require_finite(ds, [first, last])
     return tuple(torch.as_tensor(np.array(a), device=device, dtype=dtype)
                  for a in (ds.q(first), ds.p(first), ds.q(last), ds.p(last)))
 
 
-def _loss(model: Baseline, x, yq, yp, scale: float | None = None) -> torch.Tensor:
+def _loss(model, x, yq, yp, scale: float | None = None) -> torch.Tensor:
     """Half the mean squared error of both outputs (x [b, 2N], yq, yp [b, N]): a scalar.
 
     scale: instead scale * the sum over the b examples of their mean over N (a rank's
-    part of the mean of a larger batch, see ``train_baseline``).
+    part of the mean of a larger batch, see ``loop.fit``).
     """
     oq, op = model(x)
     if scale is None:
@@ -257,24 +224,103 @@ def _loss(model: Baseline, x, yq, yp, scale: float | None = None) -> torch.Tenso
     return 0.5 * (((oq - yq) ** 2).sum() + ((op - yp) ** 2).sum()) / n * scale
 
 
-def _evaluate(model: Baseline, arrays, batch_size: int = 4096) -> tuple[float, float, float]:
-    """(validation loss, mean W1 of positions at T, of momenta) over `arrays`."""
-    from ..metrics import wasserstein_1d
+class _Objective(torch.nn.Module):
+    """forward(idx, scale): the scaled loss of the training examples idx (DDP wraps it)."""
 
-    q0, p0, qT, pT = arrays
-    n = q0.shape[0]
-    loss = wq = wp = 0.0
-    with torch.no_grad():
-        for i in range(0, n, batch_size):
-            sl = slice(i, i + batch_size)
-            x, _, _ = model.features(q0[sl], p0[sl])
-            yq, yp = model.targets(q0[sl], p0[sl], qT[sl], pT[sl])
-            m = q0[sl].shape[0]
-            loss += _loss(model, x, yq, yp).item() * m
-            pq, pp = model.predict((q0[sl], p0[sl]))
-            wq += wasserstein_1d(pq, qT[sl]).sum().item()
-            wp += wasserstein_1d(pp, pT[sl]).sum().item()
-    return loss / n, wq / n, wp / n
+    def __init__(self, model: Baseline, x, yq, yp):
+        super().__init__()
+        self.model, self.x, self.yq, self.yp = model, x, yq, yp
+
+    def forward(self, idx: torch.Tensor, scale: float) -> torch.Tensor:
+        return _loss(self.model, self.x[idx], self.yq[idx], self.yp[idx], scale=scale)
+
+
+class BaselineTrainer:
+    """The baseline for ``loop.fit``: the MSE of the normalised sorted targets; per epoch
+    the validation loss and W1 at T."""
+
+    format = TRAIN_FORMAT
+    resumable = RESUMABLE
+
+    def __init__(self, dataset, train, val, config: BaselineConfig, device):
+        dtype = config.dtype
+        self.config = config
+        self.tr = _arrays(train, device, dtype)
+        self.va = _arrays(val, device, dtype) if len(val) else None
+        torch.manual_seed(config.seed)
+        self.model = Baseline(dataset.n_particles, config.hidden, dataset.times[-1] - dataset.times[0])
+        self.model.to(device=device, dtype=dtype)
+        self.model.fit_scales(*self.tr)
+        with torch.no_grad():  # features and targets are fixed: computed once
+            self.x, _, _ = self.model.features(self.tr[0], self.tr[1])
+            self.yq, self.yp = self.model.targets(*self.tr)
+        self.n_train = self.tr[0].shape[0]
+        self.settings = config.to_dict()
+        if self.va is not None:
+            from ..metrics import wasserstein_1d
+
+            q0, p0, qT, pT = self.va
+            self.identity = (wasserstein_1d(q0, qT).mean().item(),
+                             wasserstein_1d(p0, pT).mean().item())
+
+    def objective(self) -> torch.nn.Module:
+        return _Objective(self.model, self.x, self.yq, self.yp)
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.model.parameters())}]
+
+    def before_step(self, step: int, total: int) -> None:
+        pass
+
+    def postfix(self) -> dict:
+        return {}
+
+    def validate(self, parallel: bool) -> dict:
+        if self.va is None:
+            return {}
+        from ..metrics import wasserstein_1d
+
+        q0, p0, qT, pT = self.va
+        m = self.model
+
+        def values(sl):
+            x, _, _ = m.features(q0[sl], p0[sl])
+            yq, yp = m.targets(q0[sl], p0[sl], qT[sl], pT[sl])
+            oq, op = m(x)
+            loss = 0.5 * (((oq - yq) ** 2).mean(dim=1) + ((op - yp) ** 2).mean(dim=1))
+            pq, pp = m.predict((q0[sl], p0[sl]))
+            return loss, wasserstein_1d(pq, qT[sl]), wasserstein_1d(pp, pT[sl])
+
+        n = q0.shape[0]
+        loss, wq, wp = sharded_sums(values, n, 3, False, 4096)  # every rank scores all
+        return {"val_loss": loss / n, **w1_columns(wq / n, wp / n, *self.identity)}
+
+    def save(self, path: Path, state: dict, history: list[dict]) -> None:
+        kept = Baseline(self.model.n_particles, self.model.hidden, self.model.final_time)
+        kept.to(dtype=self.model.mlp_q[0].weight.dtype)
+        kept.load_state_dict(state)
+        kept.history, kept.train_config = list(history), self.config.to_dict()
+        kept.save(path)
+
+
+def migrate(ck: dict) -> dict | None:
+    """A "fastvp-baseline-train/1" checkpoint (before the shared loop) as a "/2" one.
+
+    Its best model (then chosen by validation loss) stays kept until an epoch of the
+    resumed run is scored by the new rule (validation W1).
+    """
+    if ck.get("format") != "fastvp-baseline-train/1":
+        return None
+    history = [{**{k: v for k, v in row.items() if k != "time_s"}, "elapsed": row.get("time_s", 0.0)}
+               for row in ck["history"]]
+    best_epoch = next((row["epoch"] for row in history if row.get("val_loss") == ck["best_loss"]),
+                      None)
+    done = int(ck["epoch_examples"])
+    losses = [ck["epoch_loss"] / done] * int(ck["position"]) if done else []
+    return {**ck, "format": TRAIN_FORMAT, "config": {**BaselineConfig().to_dict(), **ck["config"]},
+            "history": history, "losses": losses, "best_score": math.inf,
+            "best_epoch": best_epoch, "best_state": ck["best_model"],
+            "elapsed": float(ck.get("seconds", 0.0)), "scheduler": None}
 
 
 def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
@@ -282,26 +328,13 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
                    distributed: bool | None = None) -> Baseline:
     """Train the baseline on the "train" split of `dataset` (a Dataset or a folder).
 
-    Targets are the final snapshot (t = T). Adam with `config.lr`, shuffled minibatches of
-    `config.batch_size`; after each epoch the validation loss and the validation W1 at T
-    are appended to ``model.history``. Returns the model of the best validation epoch, on
-    `config.device` in `config.dtype`.
-
-    out: a folder (as for ``fastvp.train``) for checkpoint.pt (model with its fitted
-    scales, optimiser, RNG states, epoch and position in the epoch, the best epoch's model,
-    history; written atomically each epoch and every `checkpoint_every` steps),
-    model.safetensors (+ .json; the best model so far, as ``Baseline.load`` reads it) and
-    history.json. An `out` holding a checkpoint is refused unless resume=True, which
-    continues it bit-exactly (settings other than ``RESUMABLE`` must match). A step whose
-    loss or gradient is not finite is skipped (and reported on the progress bar); after
-    `max_bad_steps` in a row training stops with FloatingPointError, the last checkpoint
-    untouched.
-
-    distributed: data-parallel over the ranks of torch.distributed, as ``fastvp.train``
-    does (None: whenever a process group exists or WORLD_SIZE > 1): each global batch is
-    cut into contiguous parts, one per rank, weighted so that DDP's mean gradient is the
-    single-process one; every rank scores the whole validation split and skips the same
-    non-finite steps; rank 0 alone writes `out`, every rank reads the checkpoint on resume.
+    Targets are the final snapshot (t = T). The loop is PDE-NHF's (``loop.fit``): Adam
+    with `config.lr`, shuffled minibatches of `config.batch_size`, after each epoch the
+    validation loss and W1 at T in ``model.history``; `out` is a run folder as for
+    ``fastvp.train`` (checkpoint.pt, model.safetensors of the kept epoch, history.json),
+    resume=True continues it bit-exactly, non-finite steps are skipped, DDP under torchrun.
+    Returns the model of the epoch with the lowest validation W1, on `config.device` in
+    `config.dtype`.
     """
     from .. import distributed as dist
     from ..data import Dataset, load_dataset
@@ -317,8 +350,7 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         if out.suffix == ".safetensors":
             raise ValueError(f"out must be a folder (the model is written to "
                              f"out/{MODEL}), got {str(out)!r}")
-    if not isinstance(resume, bool):
-        raise ValueError(f"resume must be True or False, got {resume!r}")
+    check.boolean("resume", resume)
     if resume and out is None:
         raise ValueError("resume=True needs out, the folder holding the checkpoint")
     if not isinstance(dataset, Dataset):
@@ -330,7 +362,8 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     if len(train) == 0:
         raise ValueError(f"dataset {str(dataset.path)!r} has an empty training split "
                          f"({len(dataset)} examples)")
-    with dist.data_parallel(distributed, config.device) as (parallel, device):
+    with threads_context(config.threads), dist.data_parallel(distributed, config.device) as (
+            parallel, device):
         world = dist.world_size() if parallel else 1
         if config.batch_size < world:
             raise ValueError(f"batch_size ({config.batch_size}) is the global batch, split over "
@@ -339,140 +372,13 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         if out is not None:  # rank 0 looks, all follow (and raise its error)
             has_checkpoint = dist.on_main(lambda: prepare_out(out, resume)) if parallel \
                 else prepare_out(out, resume)
-        return _train_baseline(train, val, dataset, config, out, resume and has_checkpoint,
-                               progress, device, parallel)
-
-
-def _copy(model: Baseline, state: dict, history: list[dict], config: BaselineConfig) -> Baseline:
-    """A CPU Baseline shaped as `model` holding `state`, `history` and `config` (to save)."""
-    dtype = model.mlp_q[0].weight.dtype
-    kept = Baseline(model.n_particles, model.hidden, model.final_time).to(dtype=dtype)
-    kept.load_state_dict(state)
-    kept.history, kept.train_config = list(history), config.to_dict()
-    return kept
-
-
-def _train_baseline(train, val, dataset, config: BaselineConfig, out: Path | None, resume: bool,
-                    progress: bool, device: torch.device, parallel: bool) -> Baseline:
-    """``train_baseline`` once the device, the process group and the run folder are known;
-    resume: continue out/checkpoint.pt."""
-    from .. import distributed as dist
-
-    dtype = config.dtype
-    world = dist.world_size() if parallel else 1
-
-    def on_main(fn):
-        return dist.on_main(fn) if parallel else fn()
-
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)  # the shuffles, epoch after epoch
-
-    tr = _arrays(train, device, dtype)
-    va = _arrays(val, device, dtype) if len(val) else None
-    model = Baseline(dataset.n_particles, config.hidden, dataset.times[-1] - dataset.times[0])
-    model.to(device=device, dtype=dtype)
-    model.fit_scales(*tr)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    n = tr[0].shape[0]
-    per_epoch = math.ceil(n / config.batch_size)
-    epoch, position, history = 0, 0, []
-    guard = NonFiniteGuard(config.max_bad_steps)
-    best, best_state = math.inf, None
-    # the epoch so far: sum of (batch loss x batch size) over its steps taken, and their examples
-    epoch_loss, epoch_examples, seconds = 0.0, 0, 0.0
-    if resume:
-        ck = load_checkpoint(out / CHECKPOINT, TRAIN_FORMAT, config.to_dict(), RESUMABLE)
-        model.load_state_dict(ck["model"])  # with the fitted scales
-        opt.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"])
-        gen.set_state(ck["shuffle_rng"])
-        epoch, position, history = int(ck["epoch"]), int(ck["position"]), list(ck["history"])
-        best, best_state = float(ck["best_loss"]), ck["best_model"]
-        epoch_loss, epoch_examples = float(ck["epoch_loss"]), int(ck["epoch_examples"])
-        seconds = float(ck["seconds"])
-        guard = NonFiniteGuard(config.max_bad_steps, ck["bad_steps"], ck["bad_in_a_row"])
-    # features and targets are fixed: computed once, not per epoch
-    with torch.no_grad():
-        x_tr, _, _ = model.features(tr[0], tr[1])
-        yq_tr, yp_tr = model.targets(*tr)
-    net = dist.wrap_ddp(model) if parallel else model
-    t0 = time.perf_counter() - seconds
-
-    def checkpoint(epoch: int, position: int, shuffle_rng: torch.Tensor,
-                   files: bool = False) -> None:
-        """Rank 0 writes (with files: model.safetensors, history.json, then) checkpoint.pt."""
-        if out is None:
-            return
-        check_finite(model, out)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        ck = {"format": TRAIN_FORMAT, "config": config.to_dict(), "epoch": epoch,
-              "position": position, "history": history, "model": state,
-              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-              "shuffle_rng": shuffle_rng, "best_loss": best,
-              "best_model": None if best_state is None
-              else {k: v.detach().cpu() for k, v in best_state.items()},
-              "epoch_loss": epoch_loss, "epoch_examples": epoch_examples,
-              "seconds": time.perf_counter() - t0, "bad_steps": guard.total,
-              "bad_in_a_row": guard.bad}
-
-        def save() -> None:
-            if files:  # before the checkpoint: it never says more than the files hold
-                _copy(model, state if best_state is None else best_state, history,
-                      config).save(out / MODEL)
-                write_history(out, history)
-            atomic_save(ck, out / CHECKPOINT)
-
-        on_main(save)  # the other ranks wait (and raise rank 0's error, if any)
-
-    bar = None
-    if progress and (not parallel or dist.is_main()):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.epochs, initial=epoch, unit="epoch", desc="baseline", leave=False)
-    try:
-        while epoch < config.epochs:
-            shuffle_rng = gen.get_state()  # this epoch's order, as a checkpoint re-draws it
-            perm = torch.randperm(n, generator=gen).to(device)
-            model.train()
-            for b in range(position, per_epoch):
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]  # the global batch
-                mine = idx[dist.shard(len(idx))] if parallel else idx
-                opt.zero_grad(set_to_none=True)
-                loss = _loss(net, x_tr[mine], yq_tr[mine], yp_tr[mine], scale=world / len(idx))
-                # the global batch's mean loss, on every rank: one verdict for all
-                loss_all = dist.all_reduce_mean(loss) if parallel else loss.detach()
-                if guard.backward(loss, loss_all, model.parameters(), parallel):
-                    guard.taken()
-                    opt.step()
-                    epoch_loss += loss_all.item() * len(idx)
-                    epoch_examples += len(idx)
-                else:  # reported on the bar; FloatingPointError after max_bad_steps in a row
-                    guard.skip(f"epoch {epoch + 1}, batch {b}", loss_all.item(),
-                               bar.write if bar is not None else None)
-                    opt.zero_grad(set_to_none=True)
-                if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 \
-                        and b + 1 < per_epoch:
-                    checkpoint(epoch, b + 1, shuffle_rng)
-            model.eval()
-            row = {"epoch": epoch + 1, "train_loss": epoch_loss / epoch_examples
-                   if epoch_examples else float("nan"), "time_s": time.perf_counter() - t0}
-            if va is not None:  # on every rank: their parameters are the same
-                row["val_loss"], row["val_w1_q"], row["val_w1_p"] = _evaluate(model, va)
-                if row["val_loss"] < best:
-                    best = row["val_loss"]
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            history.append(row)
-            epoch, position, epoch_loss, epoch_examples = epoch + 1, 0, 0.0, 0
-            checkpoint(epoch, 0, gen.get_state(), files=True)
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("loss")})
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        trainer = BaselineTrainer(dataset, train, val, config, device)
+        best, history, kept = fit(trainer, config, out, resume and has_checkpoint, progress,
+                                  parallel, migrate)
+    model = trainer.model
+    if best is not None:
+        model.load_state_dict(best)
     model.eval()
-    model.history = history
+    model.history, model.kept_epoch = history, kept
     model.train_config = config.to_dict()
     return model

@@ -47,17 +47,21 @@ def prepare_out(out: Path, resume: bool) -> bool:
     return (out / CHECKPOINT).exists()
 
 
-def load_checkpoint(path: Path, fmt: str, config: Mapping, resumable: Iterable[str]) -> dict:
+def load_checkpoint(path: Path, fmt: str, config: Mapping, resumable: Iterable[str],
+                    migrate: Callable[[dict], dict | None] | None = None) -> dict:
     """The checkpoint at `path`, on the CPU (``torch.load(weights_only=True)``).
 
-    Raises ValueError when it is unreadable, its "format" is not `fmt`, or its saved
-    settings differ from `config` (a dict) in a key outside `resumable`.
+    migrate: turns a checkpoint of an older format into `fmt` (None where it cannot).
+    Raises ValueError when it is unreadable, its "format" is not `fmt` (after migration),
+    or its saved settings differ from `config` (a dict) in a key outside `resumable`.
     """
     path = Path(path)
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"checkpoint {str(path)!r} is unreadable: {exc}") from exc
+    if isinstance(ck, dict) and ck.get("format") != fmt and migrate is not None:
+        ck = migrate(ck) or ck
     if not isinstance(ck, dict) or ck.get("format") != fmt:
         found = ck.get("format") if isinstance(ck, dict) else None
         raise ValueError(f"{str(path)!r} is not a {fmt} checkpoint (format {found!r})")
