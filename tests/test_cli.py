@@ -51,7 +51,7 @@ def test_official_scheme_from_the_cli(tmp_path):
 
 def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "x"), "--examples", "0", "--quiet"]) == 2
-    assert "n_examples" in capsys.readouterr().err
+    assert "--examples must be an integer >= 1, got 0" in capsys.readouterr().err  # CLI words
     assert main(["simulate", "--out", str(tmp_path / "y"), "--dt", "-1", "--quiet"]) == 2
     assert "dt" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

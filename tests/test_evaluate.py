@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -10,11 +9,7 @@ import pytest
 import torch
 
 import fastvp
-from fastvp.eval_commands import (
-    add_baseline_train_options,
-    add_evaluate_parser,
-    run_train_baseline,
-)
+from fastvp.cli import build_parser
 from fastvp.evaluate import demo, evaluate
 from fastvp.surrogate.baseline import BaselineConfig, train_baseline
 from fastvp.surrogate.model import Surrogate
@@ -159,15 +154,10 @@ def test_demo_with_a_model_file(tmp_path, model):
 
 
 def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
-    parser = argparse.ArgumentParser(prog="fastvp")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_evaluate_parser(sub)
-    train = sub.add_parser("train")
-    train.add_argument("--model", default="pde-nhf")
-    add_baseline_train_options(train)
+    parser = build_parser()
     args = parser.parse_args(["train", "--model", "baseline", "--data", str(dataset.path),
                               "--out", str(tmp_path / "base"), "--epochs", "2", "--quiet"])
-    assert run_train_baseline(args) == 0
+    assert args.func(args) == 0
     path = model.save(tmp_path / "m")
     args = parser.parse_args(["evaluate", "--model", str(path), "--data", str(dataset.path),
                               "--out", str(tmp_path / "rep"), "--baseline",

@@ -1,14 +1,12 @@
 """Training: it learns, resumes exactly, survives NaN, and its CLI runs."""
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
 
 import fastvp
+from fastvp.cli import build_parser
 from fastvp.surrogate import train as train_mod
-from fastvp.surrogate.commands import add_sample_parser, add_train_parser
 from fastvp.surrogate.model import Surrogate
 from fastvp.surrogate.train import TrainConfig, train
 
@@ -131,10 +129,7 @@ def test_snapshot_supervision_trains_on_every_time(dataset):
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser(prog="fastvp")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    add_sample_parser(sub)
+    parser = build_parser()
     return parser, parser.parse_args(argv)
 
 

@@ -1,5 +1,6 @@
 """fastvp: batched PIC for 1D Vlasov-Poisson and PDE-NHF, its Hamiltonian-flow surrogate."""
 
+from ._version import __version__
 from .config import PICConfig
 from .data import Dataset, generate_dataset, load_dataset
 from .initial import Batch, initial_conditions
@@ -7,8 +8,6 @@ from .metrics import wasserstein_1d
 from .pic.simulate import Trajectory, simulate
 from .surrogate.model import Surrogate
 from .surrogate.train import TrainConfig, train
-
-__version__ = "0.1.0"
 
 __all__ = [
     "PICConfig",

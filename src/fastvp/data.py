@@ -230,7 +230,7 @@ _OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|metadata\.json|\.progress(?:\.ran
 
 
 def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
-    from . import __version__
+    from ._version import __version__
 
     return {
         "format": "fastvp-dataset/1",

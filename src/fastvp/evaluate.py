@@ -118,7 +118,7 @@ def evaluate(
     The model is copied and run on `device` in `dtype`; W1 is computed in float64.
     Returns the numbers of results.json.
     """
-    from . import __version__
+    from ._version import __version__
     from .data import Dataset, load_dataset
 
     ks = _steps_list(steps_list)

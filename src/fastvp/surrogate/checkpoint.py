@@ -75,6 +75,19 @@ def load_checkpoint(path: Path, fmt: str, config: Mapping, resumable: Iterable[s
     return ck
 
 
+def saved_config(path: Path, config_cls, migrate: Callable[[dict], dict | None] | None = None):
+    """The settings a run folder's checkpoint was made with, as a `config_cls` instance
+    (for a resume that keeps them); older checkpoint formats go through `migrate`."""
+    try:
+        ck = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {str(path)!r} is unreadable: {exc}") from exc
+    if migrate is not None:
+        ck = migrate(ck) or ck
+    known = set(config_cls.__dataclass_fields__)
+    return config_cls(**{k: v for k, v in dict(ck.get("config", {})).items() if k in known})
+
+
 def check_finite(model: torch.nn.Module, out: Path) -> None:
     """Raise FloatingPointError (before a checkpoint is written) if a parameter is not finite."""
     if not all(torch.isfinite(x).all() for x in model.parameters()):

@@ -1,0 +1,7 @@
+"""``python -m fastvp.cli`` (and ``torchrun -m fastvp.cli``): the fastvp command line."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

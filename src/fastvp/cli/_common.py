@@ -1,0 +1,96 @@
+"""What every subcommand shares: the common flags, flags declared from config fields, and
+the rule for user errors (one line on stderr naming the option, exit status 2).
+
+A leaf module: it imports nothing of the other subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..backend import DTYPES
+
+#: Python words in error messages and the CLI words a user typed instead.
+CLI_WORDS = {
+    "resume=True": "--resume", "overwrite=True": "--overwrite", "extrapolate=True": "--extrapolate",
+    "n_examples": "--examples", "out_dir": "--out", "chunk_size": "--chunk",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A flag that mirrors a config field: --field-name, its type and help text.
+
+    nargs / metavar as argparse's; the default shown is the config's own.
+    """
+
+    field: str
+    type: type
+    help: str
+    nargs: int | str | None = None
+    metavar: str | None = None
+    choices: tuple | None = None
+
+    @property
+    def option(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: Iterable[Flag], defaults) -> None:
+    """Declare `flags` on `parser`; their values stay unset (None) unless given, so that a
+    config made from them keeps its own defaults (and a resumed run its saved settings)."""
+    for f in flags:
+        default = getattr(defaults, f.field, None)
+        shown = default if not isinstance(default, (tuple, list)) else " ".join(map(str, default))
+        kw = dict(type=f.type, default=None, help=f"{f.help} (default: {shown})", dest=f.field)
+        if f.type is bool:
+            kw = dict(action="store_true", default=None, help=f.help, dest=f.field)
+        for key in ("nargs", "metavar", "choices"):
+            if getattr(f, key) is not None:
+                kw[key] = getattr(f, key)
+        parser.add_argument(f.option, **kw)
+
+
+def given(args: argparse.Namespace, flags: Iterable[Flag]) -> dict:
+    """The config fields the user gave on the command line: {field: value}."""
+    out = {}
+    for f in flags:
+        value = getattr(args, f.field, None)
+        if value is not None:
+            out[f.field] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def add_common(parser: argparse.ArgumentParser, dtype: str = "float64",
+               dtype_help: str = "") -> None:
+    """--device, --dtype, --seed, --threads, --quiet, --debug: shared by every subcommand."""
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--dtype", default=dtype, choices=sorted(DTYPES),
+                        help=f"floating-point precision (default: {dtype}{dtype_help})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default: 0; a resumed run keeps its own)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the cores left idle by other processes)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error")
+
+
+def cli_message(message: str) -> str:
+    """An error message with the Python names of arguments replaced by the CLI's flags."""
+    for word, flag in CLI_WORDS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w])", flag, message)
+    return message
+
+
+def check_threads(threads) -> None:
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {threads!r}")
+
+
+def seed(args: argparse.Namespace) -> int:
+    """--seed, 0 when not given."""
+    return 0 if args.seed is None else args.seed
