@@ -143,3 +143,18 @@ def kick_gather(grid: torch.Tensor, x: torch.Tensor, v: torch.Tensor, dx: float,
     _check("grid", grid)
     _kick_gather_kernel[_grid(x)](grid, x, v, _scalars(x, dx, coef), x.shape[1], grid.shape[1],
                                   BLOCK=BLOCK)
+
+
+def aot_specs(dtype: str, sizes: dict) -> list:
+    """The four CIC kernels as the launchers run them, for ``fastvp.kernels.aot``.
+
+    sizes: {"N": particles per example, "Nx": cells, ...}; dtype "float32" or "float64".
+    """
+    from .aot_spec import AotSpec, signature_of
+
+    ints = {"n": sizes["N"], "cells": sizes["Nx"]}
+    const = {"BLOCK": BLOCK}
+    kernels = {"cic_deposit": _deposit_kernel, "cic_gather": _gather_kernel,
+               "cic_drift_deposit": _drift_deposit_kernel, "cic_kick_gather": _kick_gather_kernel}
+    return [AotSpec(name, fn, signature_of(fn, dtype, const, ints), const, num_warps=4, ints=ints)
+            for name, fn in kernels.items()]

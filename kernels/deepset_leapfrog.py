@@ -223,3 +223,21 @@ def fused_grad(q: torch.Tensor, weights, *, threshold: float) -> torch.Tensor:
     """dV/dq of the Deep Set potential by the same fused code: [B, N] -> [B, N]."""
     _check_state(q, q)
     return _launch(q, q, weights, 0.0, 0.0, 0, threshold, store_force=True)[2]
+
+
+def aot_specs(dtype: str, sizes: dict) -> list:
+    """The leapfrog kernel as the launcher runs it (K = 25 steps), for ``fastvp.kernels.aot``.
+
+    sizes: {"N": particles per example, "H": hidden units, ...}; dtype "float32"/"float64".
+    """
+    from .aot_spec import AotSpec, signature_of
+
+    n, hidden = sizes["N"], sizes["H"]
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    block_n, block_h, bh, warps = _blocks(n, hidden, tdtype)
+    ints = {"n": n, "H": hidden, "steps": 25}
+    const = dict(BLOCK_N=block_n, BLOCK_H=block_h, BH=bh, THRESHOLD=20.0, STORE_FORCE=False)
+    tiles = triton.cdiv(hidden, bh)
+    return [AotSpec("deepset_leapfrog", _leapfrog_kernel,
+                    signature_of(_leapfrog_kernel, dtype, const, ints), const, warps, ints,
+                    trips=(tiles, tiles, tiles))]
