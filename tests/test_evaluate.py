@@ -167,3 +167,27 @@ def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
     r = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert r["data"]["n_examples"] == 3 and [row["K"] for row in r["table3"]] == [2, 1]
     assert "baseline" in r["table1"]
+
+
+def test_several_models_in_one_report(tmp_path, dataset, model):
+    other = Surrogate()  # a random potential: a different model
+    r = evaluate([model, other], dataset, tmp_path, steps_list=(2,), n_examples=3, progress=False)
+    assert [m["name"] for m in r["models"]] == ["PDE-NHF (1)", "PDE-NHF (2)"]
+    assert r["table1"]["pde_nhf"] == r["models"][0]["table1"]
+    assert r["models"][0]["table1"]["q"] != r["models"][1]["table1"]["q"]
+    text = (tmp_path / "report.md").read_text()
+    assert "PDE-NHF (1) (K = 2)" in text and "PDE-NHF (2) (K = 2)" in text
+    assert "no training record" in text  # neither model says how it was made
+
+
+def test_data_of_other_physics_is_refused_unless_allowed(tmp_path, model):
+    grav = fastvp.generate_dataset(tmp_path / "grav", n_examples=20, seed=1, progress=False,
+                                   config=fastvp.PICConfig(interaction="gravitational"))
+    with pytest.raises(ValueError, match="interaction: model electrostatic, data gravitational"):
+        evaluate(model, grav, tmp_path / "r", steps_list=(2,), progress=False)
+    assert not (tmp_path / "r").exists()
+    r = evaluate(model, grav, tmp_path / "r", steps_list=(2,), progress=False, allow_mismatch=True)
+    assert r["models"][0]["physics_mismatch"] == ["interaction: model electrostatic, "
+                                                  "data gravitational"]
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "gravitational" in text.splitlines()[2] and "Physics differs" in text

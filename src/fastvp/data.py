@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import validation as check
 from .backend import resolve_device
 from .config import PAPER_SPLIT, PICConfig
 from .files import atomic_write_text, fsync_dir
@@ -525,12 +526,6 @@ class _Writer:
                 os.close(fd)
 
 
-def _check_flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def generate_dataset(
     out_dir,
     n_examples: int = 32768,
@@ -565,36 +560,13 @@ def generate_dataset(
     dataset as a single-process run. With device="cuda", rank r uses cuda:LOCAL_RANK.
     """
     from . import distributed as dist
-    from .backend import KERNEL_CHOICES, use_triton
-    from .initial import initial_conditions
-    from .pic.simulate import simulate
 
     # Every argument is checked before anything touches the disk.
-    config = config or PICConfig()
-    if not isinstance(config, PICConfig):
-        raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
-    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 1:
-        raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool)
-                                   or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
-        raise ValueError(f"out_dir must be a path, got {out_dir!r}")
-    resume = _check_flag("resume", resume)
-    overwrite = _check_flag("overwrite", overwrite)
-    if distributed is not None:
-        distributed = _check_flag("distributed", distributed)
-    if kernels is not None and kernels not in KERNEL_CHOICES:
-        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
-    dev = resolve_device(device) if device is not None else torch.device("cpu")
-    use_triton(torch.empty(0, device=dev), kernels)  # raises now if the kernels cannot run there
-    n_examples, seed = int(n_examples), int(seed)
-    chunk = int(chunk_size or 4096)
-    out = Path(out_dir)
+    config, n_examples, seed, chunk, out, dev = _generation_args(
+        out_dir, n_examples, config, seed, chunk_size, device, kernels)
+    resume, overwrite = check.boolean("resume", resume), check.boolean("overwrite", overwrite)
+    check.optional(check.boolean, "distributed", distributed)
     plan = _plan(n_examples, config, seed)
-
     if distributed is None:
         distributed = dist.is_initialized() or dist.launched()
     created_group = distributed and not dist.is_initialized()
@@ -604,60 +576,90 @@ def generate_dataset(
             dev = dist.device(dev)
     rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
     try:
-        if distributed:
-            done = dist.on_main(lambda: _prepare(out, plan, resume, overwrite))
-        else:
-            done = _prepare(out, plan, resume, overwrite)
+        done = (dist.on_main if distributed else _call)(lambda: _prepare(out, plan, resume, overwrite))
         if done is None:
             return load_dataset(out)
-
         chunks = [(lo, min(hi, lo + chunk)) for a, hi in _missing(done, n_examples)
                   for lo in range(a, hi, chunk)]
-        mine = chunks[rank::world]
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
-        failed = None
-        writer = None
-        bar = None
-        try:
-            if mine:
-                writer = _Writer(out, plan, _rank_progress(out, rank), own)
-            if progress and rank == 0:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=sum(hi - lo for lo, hi in mine), unit="ex", leave=False,
-                           desc="simulate" if world == 1 else f"simulate (rank 0 of {world})")
-            for lo, hi in mine:
-                batch = initial_conditions(hi - lo, config=config, seed=seed, start=lo, device=dev)
-                traj = simulate(batch, config, kernels=kernels)
-                rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
-                        for var, x in (("Q", traj.q), ("P", traj.p))}
-                rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
-                del batch, traj
-                writer.submit(lo, hi, rows)  # written while the next chunk is simulated
-                del rows
-                if bar is not None:
-                    bar.update(hi - lo)
-        except BaseException as exc:  # noqa: B036 - re-raised below, after telling the other ranks
-            failed = exc
-        finally:
-            if writer is not None:
-                try:
-                    writer.close()  # what was fully written is synced and recorded, even on failure
-                except BaseException as exc:  # noqa: B036
-                    failed = failed or exc
-            if bar is not None:
-                bar.close()
+        failed = _simulate_chunks(out, plan, chunks[rank::world], own, dict(
+            config=config, seed=seed, device=dev, kernels=kernels), progress and rank == 0, rank, world)
         if distributed and dist.any_true(failed is not None) and failed is None:
             raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
                                "kept: run again with resume=True (--resume)")
         if failed is not None:
             raise failed
-        if distributed:
-            dist.on_main(lambda: _finish(out, plan))
-        else:
-            _finish(out, plan)
+        (dist.on_main if distributed else _call)(lambda: _finish(out, plan))
         return load_dataset(out)
     finally:
         if created_group:
             dist.shutdown()
+
+
+def _call(fn):
+    return fn()
+
+
+def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kernels):
+    """The checked arguments of ``generate_dataset``: (config, n, seed, chunk, out, device)."""
+    from .backend import KERNEL_CHOICES, use_triton
+
+    config = config or PICConfig()
+    if not isinstance(config, PICConfig):
+        raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
+    n_examples = check.integer("n_examples", n_examples, 1)
+    seed = check.integer("seed", seed, 0)
+    chunk = check.optional(check.integer, "chunk_size", chunk_size, 1) or 4096
+    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
+        raise ValueError(f"out_dir must be a path, got {out_dir!r}")
+    if kernels is not None:
+        check.choice("kernels", kernels, KERNEL_CHOICES)
+    dev = resolve_device(device) if device is not None else torch.device("cpu")
+    use_triton(torch.empty(0, device=dev), kernels)  # raises now if the kernels cannot run there
+    return config, n_examples, seed, chunk, Path(out_dir), dev
+
+
+def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool, rank: int,
+                     world: int) -> BaseException | None:
+    """Simulate and write this rank's chunks [(lo, hi), ...]; returns the error, if any.
+
+    sim: config, seed, device and kernels of the run. What was fully written is synced and
+    recorded in this rank's progress file, even on failure.
+    """
+    from .initial import initial_conditions
+    from .pic.simulate import simulate
+
+    config = sim["config"]
+    failed, writer, bar = None, None, None
+    try:
+        if mine:
+            writer = _Writer(out, plan, _rank_progress(out, rank), own)
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sum(hi - lo for lo, hi in mine), unit="ex", leave=False,
+                       desc="simulate" if world == 1 else f"simulate (rank 0 of {world})")
+        for lo, hi in mine:
+            batch = initial_conditions(hi - lo, config=config, seed=sim["seed"], start=lo,
+                                       device=sim["device"])
+            traj = simulate(batch, config, kernels=sim["kernels"])
+            rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
+                    for var, x in (("Q", traj.q), ("P", traj.p))}
+            rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
+            del batch, traj
+            writer.submit(lo, hi, rows)  # written while the next chunk is simulated
+            del rows
+            if bar is not None:
+                bar.update(hi - lo)
+    except BaseException as exc:  # noqa: B036 - returned, raised after telling the other ranks
+        failed = exc
+    finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except BaseException as exc:  # noqa: B036
+                failed = failed or exc
+        if bar is not None:
+            bar.close()
+    return failed

@@ -132,10 +132,10 @@ def plot_w1_vs_time(times: Sequence[float], curves: Mapping[str, Mapping[str, tu
     fig, axes = _figure(1, 2, 4.4, 3.3)
     for i, (var, label) in enumerate((("q", "positions"), ("p", "momenta"))):
         ax = axes[0, i]
-        for name, c in curves.items():
+        for j, (name, c) in enumerate(curves.items()):
             mean, sem = (np.asarray(v, dtype=float) for v in c[var])
             ax.errorbar(times, mean, yerr=sem, marker="o", ms=4, capsize=3, label=name,
-                        color=COLORS.get(name))
+                        color=COLORS.get(name, f"C{j}"))
         _log_or_linear(ax, [c[var][0] for c in curves.values()])
         ax.set(xlabel="time t", ylabel=f"mean W1 of {label}",
                title=f"W1 to PIC, {label}")
@@ -174,4 +174,31 @@ def plot_w1_vs_steps(steps: Sequence[int], w1_q, w1_p, ms_per_example,
         ax.set_xticks(list(steps), [str(k) for k in steps])
         ax.set_xticks([], minor=True)
     fig.suptitle("PDE-NHF with fewer leapfrog steps")
+    return fig
+
+
+def plot_demo(initial: tuple, pic: tuple, model: tuple | None, steps: int, t: float,
+              n_examples: int):
+    """``fastvp demo``'s figure: ECDFs of positions and momenta and the phase space of one
+    example at time t, PIC against the surrogate (when `model` is given), all (q [N], p [N])."""
+    fig, axes = _figure(1, 3, 4.0, 3.4)
+    ax_q, ax_p, ax_ph = axes[0]
+    for name, sample in (("initial", initial), ("PIC", pic), ("PDE-NHF", model)):
+        if sample is not None:
+            _ecdf(ax_q, sample[0], name)
+            _ecdf(ax_p, sample[1], name)
+    ax_ph.scatter(_np(initial[0]), _np(initial[1]), s=4, color=COLORS["initial"],
+                  label="initial (t = 0)")
+    ax_ph.scatter(_np(pic[0]), _np(pic[1]), s=7, color=COLORS["PIC"], label="PIC")
+    if model is not None:
+        ax_ph.scatter(_np(model[0]), _np(model[1]), s=7, facecolors="none",
+                      edgecolors=COLORS["PDE-NHF"], lw=0.8, label=f"PDE-NHF (K = {steps})")
+    ax_q.set(xlabel="position q", ylabel="cumulative fraction", title=f"positions, t = {t:g}")
+    ax_p.set(xlabel="momentum p", ylabel="cumulative fraction", title=f"momenta, t = {t:g}")
+    ax_ph.set(xlabel="position q", ylabel="momentum p", title=f"phase space, t = {t:g}")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    who = "PIC vs PDE-NHF" if model is not None else "PIC only (no surrogate weights)"
+    fig.suptitle(f"fastvp demo, example 0 of {n_examples}: {who}, same initial particles")
     return fig
