@@ -39,6 +39,62 @@ class Flag:
         return "--" + self.field.replace("_", "-")
 
 
+#: Every config field a command line may set: "field  type  help" (`nargs` and choices are
+#: added below for the fields that need them).
+TABLE = """
+box_length          float  box length L (periodic domain [0, L))
+cells               int    grid cells Nx
+n_particles         int    particles N per example
+charge              float  charge q of a particle (the source of the field)
+charge_over_mass    float  q/m in the acceleration
+dt                  float  time step
+steps               int    time steps (T = steps * dt); for train: leapfrog steps K of the flow
+save_every          int    steps between two snapshots (must divide --steps)
+scheme              str    leapfrog, or the authors' generator step for step
+interaction         str    repelling charges (electrostatic) or attracting masses (gravitational)
+mu_q                float  mean initial position (default: L / 2)
+mu_p                float  mean initial momentum
+sigma_range         float  range LO HI of the per-example sigma_q and sigma_p
+epochs              int    passes over the training split
+batch_size          int    examples per optimiser step; under torchrun the global batch
+lr                  float  Adam's (peak) learning rate
+warmup              int    optimiser steps of linear learning-rate warm-up
+schedule            str    learning-rate schedule after the warm-up
+min_lr_ratio        float  final learning rate of the cosine schedule, as a fraction of lr
+clip                float  clip the gradient norm to this value
+checkpoint_every    int    also checkpoint every this many optimiser steps
+max_bad_steps       int    consecutive non-finite steps tolerated (each skipped)
+hidden              int    hidden width (Deep Set H; baseline: its MLPs' width, default 80)
+curriculum_steps    int    train with this K first (cheaper), then with --steps
+curriculum_fraction float  fraction of the optimiser steps run with --curriculum-steps
+init_scale          float  V's output weights start at this multiple of torch's initialisation
+val_examples        int    validation examples whose NLL is scored each epoch (default: all)
+val_w1_examples     int    validation examples whose W1 at T is scored each epoch
+snapshots           bool   also supervise the intermediate snapshots
+"""
+
+
+def _table() -> dict[str, Flag]:
+    from ..config import INTERACTIONS, SCHEMES
+    from ..surrogate.loop import SCHEDULES
+
+    types = {"int": int, "float": float, "str": str, "bool": bool}
+    extra = {"scheme": dict(choices=SCHEMES), "interaction": dict(choices=INTERACTIONS),
+             "schedule": dict(choices=SCHEDULES), "checkpoint_every": dict(metavar="STEPS"),
+             "sigma_range": dict(nargs=2, metavar=("LO", "HI"))}
+    out = {}
+    for line in TABLE.strip().splitlines():
+        name, kind, text = line.split(maxsplit=2)
+        out[name] = Flag(name, types[kind], text, **extra.get(name, {}))
+    return out
+
+
+def flags(*names: str) -> tuple[Flag, ...]:
+    """The flags of these config fields, from the one table of every config flag."""
+    table = _table()
+    return tuple(table[n] for n in names)
+
+
 def add_flags(parser: argparse.ArgumentParser, flags: Iterable[Flag], defaults) -> None:
     """Declare `flags` on `parser`; their values stay unset (None) unless given, so that a
     config made from them keeps its own defaults (and a resumed run its saved settings)."""

@@ -5,26 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..config import INTERACTIONS, SCHEMES, PICConfig
-from ._common import Flag, add_common, add_flags, given, seed
+from ..config import PICConfig
+from ._common import add_common, add_flags, flags, given, seed
 
 #: PICConfig fields as flags.
-CONFIG_FLAGS = (
-    Flag("box_length", float, "box length L (periodic domain [0, L))"),
-    Flag("cells", int, "grid cells Nx"),
-    Flag("n_particles", int, "particles N per example"),
-    Flag("charge", float, "charge q of a particle (the source of the field)"),
-    Flag("charge_over_mass", float, "q/m in the acceleration"),
-    Flag("dt", float, "time step"),
-    Flag("steps", int, "time steps (T = steps * dt)"),
-    Flag("save_every", int, "steps between two snapshots (must divide --steps)"),
-    Flag("scheme", str, "leapfrog, or the authors' generator step for step", choices=SCHEMES),
-    Flag("interaction", str, "repelling charges or attracting masses", choices=INTERACTIONS),
-    Flag("mu_q", float, "mean initial position (default: L / 2)"),
-    Flag("mu_p", float, "mean initial momentum"),
-    Flag("sigma_range", float, "range LO HI of the per-example sigma_q and sigma_p", nargs=2,
-         metavar=("LO", "HI")),
-)
+CONFIG_FLAGS = flags("box_length", "cells", "n_particles", "charge", "charge_over_mass", "dt", "steps",
+                     "save_every", "scheme", "interaction", "mu_q", "mu_p", "sigma_range")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -7,34 +7,15 @@ import time
 from pathlib import Path
 
 from ..surrogate.baseline import BaselineConfig
-from ..surrogate.loop import SCHEDULES
 from ..surrogate.train import TrainConfig
-from ._common import Flag, add_common, add_flags, given, seed
+from ._common import add_common, add_flags, flags, given, seed
 
 #: Settings both trainers share (``loop.LoopConfig``) as flags.
-LOOP_FLAGS = (
-    Flag("epochs", int, "passes over the training split"),
-    Flag("batch_size", int, "examples per optimiser step; under torchrun the global batch"),
-    Flag("lr", float, "Adam's (peak) learning rate"),
-    Flag("warmup", int, "optimiser steps of linear learning-rate warm-up"),
-    Flag("schedule", str, "learning-rate schedule after the warm-up", choices=SCHEDULES),
-    Flag("min_lr_ratio", float, "final learning rate of the cosine schedule, as a fraction of lr"),
-    Flag("clip", float, "clip the gradient norm to this value"),
-    Flag("checkpoint_every", int, "also checkpoint every this many optimiser steps",
-         metavar="STEPS"),
-    Flag("max_bad_steps", int, "consecutive non-finite steps tolerated (each skipped)"),
-)
+LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_ratio", "clip",
+                   "checkpoint_every", "max_bad_steps")
 #: PDE-NHF's own settings as flags.
-NHF_FLAGS = (
-    Flag("steps", int, "leapfrog steps K of the flow"),
-    Flag("hidden", int, "hidden width (Deep Set H; baseline: its MLPs' width, default 80)"),
-    Flag("curriculum_steps", int, "train with this K first (cheaper), then with --steps"),
-    Flag("curriculum_fraction", float, "fraction of the optimiser steps run with --curriculum-steps"),
-    Flag("init_scale", float, "V's output weights start at this multiple of torch's initialisation"),
-    Flag("val_examples", int, "validation examples whose NLL is scored each epoch (default: all)"),
-    Flag("val_w1_examples", int, "validation examples whose W1 at T is scored each epoch"),
-    Flag("snapshots", bool, "also supervise the intermediate snapshots"),
-)
+NHF_FLAGS = flags("steps", "hidden", "curriculum_steps", "curriculum_fraction", "init_scale",
+                  "val_examples", "val_w1_examples", "snapshots")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
