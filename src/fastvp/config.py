@@ -6,9 +6,9 @@ Every constant of the paper's setup (SPEC.md section 2) lives here and nowhere e
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass, field
+
+from . import validation as check
 
 SCHEMES = ("leapfrog", "official")
 INTERACTIONS = ("electrostatic", "gravitational")
@@ -18,17 +18,13 @@ PAPER_SPLIT = (20000, 6384, 6384)
 
 
 def _positive(name: str, value, integer: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    check.positive(name, value)
     if integer and int(value) != value:
         raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
 def _finite(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    check.number(name, value)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from . import validation as check
+
 ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 BACKENDS = ("gloo", "nccl")
 
@@ -96,11 +98,8 @@ def init(backend: str | None = None, timeout: float | None = None) -> bool:
     Returns True when running distributed (a group exists after the call), False in a
     plain single process, where nothing is done. Calling it twice is harmless.
     """
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or not timeout > 0):
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    check.optional(check.choice, "backend", backend, BACKENDS)
+    check.optional(check.positive, "timeout", timeout)
     if is_initialized():
         return True
     if "WORLD_SIZE" not in os.environ:

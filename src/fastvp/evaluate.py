@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import validation as check
 from .backend import resolve_device, resolve_dtype
 from .files import atomic_write_text
 from .metrics import total_energy, wasserstein_1d
@@ -348,8 +349,8 @@ def evaluate(
 
     ks = _steps_list(steps_list)
     dtype, device = resolve_dtype(dtype), resolve_device(device)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    check.integer("chunk_size", chunk_size, 1)
+    check.boolean("allow_mismatch", allow_mismatch)
     models = [(n, copy.deepcopy(m).to(device=device, dtype=dtype).eval())
               for n, m in _load_models(model)]
     baseline = _load_baseline(baseline)
@@ -389,10 +390,10 @@ def _test_split(ds, n_examples, models, baseline) -> _Split:
         raise ValueError(f"data {str(ds.path)!r} has an empty test split ({len(ds)} examples; "
                          "the test split is the last 19.5 %)")
     n = len(test) if n_examples is None else n_examples
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(test):
-        raise ValueError(f"n_examples must be an integer in [1, {len(test)}] (the test split of "
-                         f"{str(ds.path)!r}), got {n_examples!r}")
-    n = int(n)
+    try:
+        n = check.integer("n_examples", n, 1, len(test))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the test split of {str(ds.path)!r})") from None
     if len(test.steps) < 2:
         raise ValueError(f"data must hold an initial and a final snapshot, got steps {test.steps}")
     require_finite(test, test.steps, n)

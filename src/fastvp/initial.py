@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import validation as check
 from .backend import resolve_device, resolve_dtype
 from .config import PICConfig
 
@@ -188,12 +189,9 @@ def initial_conditions(
     drawn in chunks. Drawn in float64 on the CPU, then cast and moved.
     """
     config = config or PICConfig()
-    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 1:
-        raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-        raise ValueError(f"start must be an integer >= 0, got {start!r}")
+    check.integer("n_examples", n_examples, 1)
+    check.integer("seed", seed, 0)
+    check.integer("start", start, 0)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
     n_examples, start = int(n_examples), int(start)

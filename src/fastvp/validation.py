@@ -12,6 +12,8 @@ import math
 import numbers
 from collections.abc import Iterable
 
+import numpy as np
+
 
 def _bounds(low, high, open_low: bool) -> str:
     parts = []
@@ -39,7 +41,9 @@ def number(name: str, value, low: float | None = None, high: float | None = None
 
     open_low: the lower bound is excluded (e.g. "> 0").
     """
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    ok = math.isfinite(value)
     if ok and low is not None and (value <= low if open_low else value < low):
         ok = False
     if ok and high is not None and value > high:
@@ -56,10 +60,10 @@ def positive(name: str, value) -> float:
 
 
 def boolean(name: str, value) -> bool:
-    """`value` itself, if it is True or False."""
-    if not isinstance(value, bool):
+    """`value` as a bool, if it is True or False (numpy's booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+    return bool(value)
 
 
 def choice(name: str, value, options: Iterable) -> str:

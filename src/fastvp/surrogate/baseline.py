@@ -62,12 +62,9 @@ class Baseline(nn.Module):
 
     def __init__(self, n_particles: int = 256, hidden: int = HIDDEN, final_time: float = 1.0):
         super().__init__()
-        for name, v in (("n_particles", n_particles), ("hidden", hidden)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if (isinstance(final_time, bool) or not isinstance(final_time, (int, float))
-                or not math.isfinite(final_time) or final_time <= 0):
-            raise ValueError(f"final_time must be a finite number > 0, got {final_time!r}")
+        check.integer("n_particles", n_particles, 1)
+        check.integer("hidden", hidden, 1)
+        check.positive("final_time", final_time)
         self.n_particles = int(n_particles)
         self.hidden = int(hidden)
         self.final_time = float(final_time)

@@ -31,6 +31,7 @@ import math
 import numpy as np
 import torch
 
+from .. import validation as check
 from ..config import PICConfig
 
 #: Default sharpness of the ramp, w * dx (its corners are rounded over about dx / w).
@@ -62,9 +63,7 @@ def field_energy_init(model, config: PICConfig, window: float, sharpness: float 
         raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
     ramp = config.dx if ramp is None else ramp
     for name, value in (("window", window), ("sharpness", sharpness), ("ramp", ramp)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check.positive(name, value)
     net = model.V_net
     H = net.hidden
     if H < 2 or H % 2:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import validation as check
 from ..config import PICConfig
 from ..files import read_model_file, save_model_file
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
@@ -112,11 +113,9 @@ class Surrogate(nn.Module):
     def _time(self, t, extrapolate: bool, name: str = "t") -> float:
         if isinstance(t, torch.Tensor) and t.numel() == 1:
             t = t.item()
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{name} must be a number, got {t!r}")
-        t = float(t)
-        if not math.isfinite(t):
+        if isinstance(t, float) and not math.isfinite(t):
             raise ValueError(f"{name} must be finite, got {t!r}")
+        t = check.number(name, t)
         T = self.final_time
         if not extrapolate and not 0.0 <= t <= T:
             raise ValueError(f"{name} must lie in [0, T={T:g}] (pass extrapolate=True to go "
@@ -157,9 +156,8 @@ class Surrogate(nn.Module):
         Computes in the model's dtype and device; without gradients (use log_prob to train).
         """
         K = self.steps if steps is None else _check_steps(steps)
-        if batch is None and (isinstance(n_examples, bool) or not isinstance(n_examples, int)
-                              or n_examples < 1):
-            raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
+        if batch is None:
+            check.integer("n_examples", n_examples, 1)
         if isinstance(t, (str, bytes)):
             raise ValueError(f"t must be a number or a sequence of numbers, got {t!r}")
         sequence = not isinstance(t, (int, float, np.number)) and not (
@@ -360,6 +358,4 @@ def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) ->
 
 
 def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
+    return check.integer("steps", steps, 1)

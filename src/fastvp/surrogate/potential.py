@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import validation as check
+
 #: torch's Softplus returns z itself above this threshold (beta = 1): its slope there is 1.
 SOFTPLUS_THRESHOLD = 20.0
 #: Elements of one [b, N, H] block on the CPU: a block stays in the caches.
@@ -81,8 +83,7 @@ class DeepSet(nn.Module):
 
     def __init__(self, hidden: int = 256):
         super().__init__()
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be an integer >= 1, got {hidden!r}")
+        check.integer("hidden", hidden, 1)
         self.hidden = hidden
         self.phi = nn.Sequential(nn.Linear(1, hidden), nn.Softplus(), nn.Linear(hidden, hidden))
         self.rho = nn.Sequential(nn.Linear(hidden, hidden), nn.Softplus(), nn.Linear(hidden, 1))

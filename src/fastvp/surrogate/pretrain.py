@@ -14,12 +14,12 @@ fine-tunes V and a on the (initial, final) pairs as in the paper.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .. import validation as check
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
 from ..pic.field import acceleration
@@ -38,11 +38,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be finite and > 0, got {self.lr!r}")
+            check.integer(name, getattr(self, name), 1)
+        check.positive("lr", self.lr)
         resolve_dtype(self.dtype)
 
 
@@ -115,10 +112,8 @@ def refine_forces_lbfgs(model, dataset, per_snapshot: int = 200, iterations: int
     the loss is smooth and deterministic there, where Adam's noisy steps stall around a
     relative error of 1e-2. Returns {"loss": final training loss, "evaluations": n}.
     """
-    if isinstance(per_snapshot, bool) or not isinstance(per_snapshot, int) or per_snapshot < 1:
-        raise ValueError(f"per_snapshot must be an integer >= 1, got {per_snapshot!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    check.integer("per_snapshot", per_snapshot, 1)
+    check.integer("iterations", iterations, 1)
     train = dataset.split("train")
     rng = np.random.default_rng(seed)
     per_snapshot = min(per_snapshot, len(train))
