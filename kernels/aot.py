@@ -40,7 +40,7 @@ SIZES = {"paper": {"N": 256, "H": 256, "Nx": 128}, "awkward": {"N": 200, "H": 10
 ARCHS = {"sm_80": 80, "sm_90": 90}
 #: SASS opcode classes reported in ``sass`` (opcode before its first dot), plus MUFU by function.
 SASS_CLASSES = ("MUFU", "FFMA", "FMUL", "FADD", "DFMA", "DMUL", "DADD", "LDG", "STG", "LDS",
-                "STS", "BAR", "SHFL", "LDL", "STL", "ATOM", "RED", "FSETP", "FSEL", "FMNMX")
+                "STS", "BAR", "SHFL", "HMMA", "DMMA", "HGMMA", "LDL", "STL", "ATOM", "RED", "FSETP", "FSEL", "FMNMX")
 
 
 # ---------------------------------------------------------------------------- tools

@@ -9,42 +9,49 @@ Fused twin of ``fastvp.surrogate.flow.leapfrog`` with the closed-form gradient o
 
 with, for one example (y_i = q_i - mean q, z_ik = w1_k y_i + b1_k):
 
-    s = W2 sum_i softplus(z_i) + N b2;  g = W3^T (softplus'(W3 s + b3) * w4);
-    u = W2^T g;  G_i = sum_k u_k w1_k softplus'(z_ik);  dV/dq_i = G_i - mean_j G_j,
+    S = sum_i softplus(z_i);  s = W2 S + N b2;  g = W3^T (softplus'(W3 s + b3) * w4);
+    u = (W2^T g) * w1;  dV/dq_i = G_i - mean_j G_j,  G_i = sum_k u_k sigma(z_ik)
+                                 = sum_k u_k - sum_k u_k / (1 + e^{z_ik}),
 
 softplus' taken as 1 above `threshold` (the caller passes torch's Softplus threshold).
 
-One program owns one example for all K steps: its particles stay in registers between
-steps, the [N, H] activations are recomputed block by block over the hidden units (never
-written to memory), and the H x H mat-vecs are broadcast-multiply + tl.sum reductions over
-hidden blocks (tl.dot would need >= 16 rows per operand and has no float64 path on every
-GPU; a program holds one example, i.e. a single vector). W3 is read once per gradient:
-the same tile gives a = W3 s (a row reduction) and g += W3^T c (a column reduction).
-Weights are shared by all programs and stay in L2. Scalars travel in a tensor of the data
-dtype (Triton would pass Python floats as float32).
+One program owns one example for all K steps. Its particles stay in registers as four
+chunks of BLOCK_N / 4; the [N, H] activations are recomputed tile by tile over the hidden
+units and never stored. The N x H transcendental work is what costs (SFU-bound on a GPU),
+so it is written to need few special-function operations per (particle, unit) element:
+
+* exponentials in base 2 (t = z log2 e folded into w1, b1): one ``ex2`` each;
+* softplus summed over particles as log2 of a product of four factors (1 + 2^t), one
+  factor per particle chunk: one ``lg2`` per four elements, each product one FMA;
+* sum_k u_k / (1 + 2^t_k) over four units at once as one fraction (num / den over four
+  denominators): one reciprocal per four elements;
+* the threshold (overflow guard and torch's linear branch) costs only in the tiles whose
+  largest z = max(w1 y_min, w1 y_max) + b1 can pass it (a per-tile branch).
+
+The [H] vectors (S, u) go through a per-program scratch row in global memory (L1/L2)
+between passes; the H x H mat-vecs are broadcast-multiply + tl.sum over tiles of BW rows
+or columns (W3 read once per gradient serves both W3 s and W3^T c). Scalars travel in a
+tensor of the data dtype (Triton would pass Python floats as float32). On a GPU in
+float32 the base-2 log and the quotient use the SFU approximations (``FAST``; relative
+error ~1e-7), elsewhere exact ``tl.log2`` and division.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import triton
 import triton.language as tl
 
-#: Elements of one [rows, hidden-block] tile per program (registers); halved for float64.
-TILE_ELEMENTS = 8192
+try:  # the SFU approximations (lg2.approx, div.approx): GPU only, not in the interpreter
+    from triton.language.extra import libdevice
+except ImportError:  # pragma: no cover - older Triton
+    libdevice = None
 
-
-@triton.jit
-def _softplus(z, THRESHOLD: tl.constexpr):
-    # softplus(z) = max(z, 0) + log1p(exp(-|z|)): no overflow, one exp. log1p(e) as
-    # log(1 + e) * e / ((1 + e) - 1) corrects the rounding of 1 + e (exact when it rounds to 1).
-    e = tl.exp(-tl.abs(z))
-    u = 1.0 + e
-    d = u - 1.0
-    log1p = tl.where(d == 0.0, e, tl.log(u) * (e / tl.where(d == 0.0, 1.0, d)))
-    return tl.where(z > THRESHOLD, z, tl.maximum(z, 0.0) + log1p)
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
 
 
 @triton.jit
@@ -57,95 +64,389 @@ def _softplus_prime(z, THRESHOLD: tl.constexpr):
 
 
 @triton.jit
-def _deepset_grad(q, mask_n, n_f, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H,
-                  BLOCK_H: tl.constexpr, BH: tl.constexpr, THRESHOLD: tl.constexpr):
-    """dV/dq of one example: q [BLOCK_N] (masked rows ignored) -> [BLOCK_N], zero off mask."""
-    y = q - tl.sum(tl.where(mask_n, q, 0.0), axis=0) / n_f
-    rows = tl.arange(0, BLOCK_H)
-    mask_h = rows < H
-    cols = tl.arange(0, BH)
-
-    # s = W2 (sum_i softplus(z_i)) + N b2, accumulated over column blocks of W2
-    s = tl.zeros([BLOCK_H], dtype=q.dtype)
-    for k0 in range(0, H, BH):
-        kk = k0 + cols
-        mk = kk < H
-        w1 = tl.load(w1_ptr + kk, mask=mk, other=0.0)
-        b1 = tl.load(b1_ptr + kk, mask=mk, other=0.0)
-        z = y[:, None] * w1[None, :] + b1[None, :]
-        pooled = tl.sum(tl.where(mask_n[:, None], _softplus(z, THRESHOLD), 0.0), axis=0)
-        W2 = tl.load(W2_ptr + rows[:, None] * H + kk[None, :],
-                     mask=mask_h[:, None] & mk[None, :], other=0.0)
-        s += tl.sum(W2 * pooled[None, :], axis=1)
-    s += n_f * tl.load(b2_ptr + rows, mask=mask_h, other=0.0)
-
-    # g = W3^T (softplus'(W3 s + b3) * w4): one read of each row block of W3 serves both
-    g = tl.zeros([BLOCK_H], dtype=q.dtype)
-    for j0 in range(0, H, BH):
-        jj = j0 + cols
-        mj = jj < H
-        W3 = tl.load(W3_ptr + jj[:, None] * H + rows[None, :],
-                     mask=mj[:, None] & mask_h[None, :], other=0.0)
-        act = tl.sum(W3 * s[None, :], axis=1) + tl.load(b3_ptr + jj, mask=mj, other=0.0)
-        c = _softplus_prime(act, THRESHOLD) * tl.load(w4_ptr + jj, mask=mj, other=0.0)
-        g += tl.sum(W3 * c[:, None], axis=0)
-
-    # G_i = sum_k (W2^T g)_k w1_k softplus'(z_ik), z recomputed block by block
-    G = tl.zeros_like(q)
-    for k0 in range(0, H, BH):
-        kk = k0 + cols
-        mk = kk < H
-        w1 = tl.load(w1_ptr + kk, mask=mk, other=0.0)
-        b1 = tl.load(b1_ptr + kk, mask=mk, other=0.0)
-        W2 = tl.load(W2_ptr + rows[:, None] * H + kk[None, :],
-                     mask=mask_h[:, None] & mk[None, :], other=0.0)
-        u = tl.sum(W2 * g[:, None], axis=0) * w1
-        z = y[:, None] * w1[None, :] + b1[None, :]
-        G += tl.sum(_softplus_prime(z, THRESHOLD) * u[None, :], axis=1)
-    G = tl.where(mask_n, G, 0.0)
-    return tl.where(mask_n, G - tl.sum(G, axis=0) / n_f, 0.0)
+def _log2(x, FAST: tl.constexpr):
+    if FAST:
+        out = libdevice.fast_log2f(x)
+    else:
+        out = tl.log2(x)
+    return out
 
 
 @triton.jit
-def _leapfrog_kernel(q_ptr, p_ptr, q_out_ptr, p_out_ptr, force_ptr,
-                     w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, scal_ptr,
-                     n, H, steps,
-                     BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr, BH: tl.constexpr,
-                     THRESHOLD: tl.constexpr, STORE_FORCE: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64) * n
-    offs = tl.arange(0, BLOCK_N)
-    mask = offs < n
+def _ratio(a, b, FAST: tl.constexpr):
+    if FAST:
+        out = libdevice.fast_dividef(a, b)
+    else:
+        out = a / b
+    return out
+
+
+@triton.jit
+def _exp2_tile(y, ok, a, c, T2, CLIP: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr):
+    """(2^t, t beyond the threshold) for t = y a + c = z log2(e): [rows] x [cols] -> [rows, cols].
+
+    Past T2 (the threshold in base 2) softplus(z) = z: EXACT (float64) takes 2^t = 0 and
+    t apart; float32 clamps t at T2 (error log1p(e^-T) ~ 2e-9 absolute, below its ulp).
+    Rows off the mask give 2^t = 0 (a factor 1, a zero term).
+    """
+    t = y[:, None] * a[None, :] + c[None, :]
+    excess = tl.zeros_like(t)
+    if CLIP:
+        if EXACT:
+            over = t > T2
+            e = tl.where(over, 0.0, tl.exp2(tl.minimum(t, T2)))
+            excess = tl.where(over, t, 0.0)
+        else:
+            tc = tl.minimum(t, T2)
+            e = tl.exp2(tc)
+            excess = t - tc
+    else:
+        e = tl.exp2(t)
+    if not EVEN:
+        e = tl.where(ok[:, None], e, 0.0)
+        excess = tl.where(ok[:, None], excess, 0.0)
+    return e, excess
+
+
+@triton.jit
+def _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, CLIP: tl.constexpr,
+               EVEN: tl.constexpr, EXACT: tl.constexpr, FAST: tl.constexpr):
+    """sum_i softplus(z_ik) / ln 2 over the four particle chunks: [cols].
+
+    log2 prod_j (1 + 2^t_j) per row, the product built by FMAs (p + p e = p (1 + e)).
+    """
+    e, excess = _exp2_tile(y0, ok0, a, c, T2, CLIP, EVEN, EXACT)
+    prod = 1.0 + e
+    e, x = _exp2_tile(y1, ok1, a, c, T2, CLIP, EVEN, EXACT)
+    prod = tl.fma(prod, e, prod)
+    excess += x
+    e, x = _exp2_tile(y2, ok2, a, c, T2, CLIP, EVEN, EXACT)
+    prod = tl.fma(prod, e, prod)
+    excess += x
+    e, x = _exp2_tile(y3, ok3, a, c, T2, CLIP, EVEN, EXACT)
+    prod = tl.fma(prod, e, prod)
+    total = tl.sum(_log2(prod, FAST), axis=0)
+    if CLIP:
+        total += tl.sum(excess + x, axis=0)
+    return total
+
+
+@triton.jit
+def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.constexpr):
+    """u0 / d0 + u1 / d1 as (num, den), d = 1 + 2^t: num = u0 d1 + u1 d0, den = d0 d1."""
+    t0 = y[:, None] * a0[None, :] + c0[None, :]
+    t1 = y[:, None] * a1[None, :] + c1[None, :]
+    if CLIP:
+        if EXACT:  # sigma = 1 exactly past the threshold: the unit's term u / d is 0
+            v0 = tl.where(t0 > T2, 0.0, u0[None, :])
+            v1 = tl.where(t1 > T2, 0.0, u1[None, :])
+        t0 = tl.minimum(t0, T2)
+        t1 = tl.minimum(t1, T2)
+    e0 = tl.exp2(t0)
+    e1 = tl.exp2(t1)
+    d0 = 1.0 + e0
+    if CLIP and EXACT:
+        num = tl.fma(v0, e1, tl.fma(v1, e0, v0 + v1))
+    else:
+        num = tl.fma(u0[None, :], e1, tl.fma(u1[None, :], e0, u01[None, :]))
+    return num, tl.fma(d0, e1, d0)
+
+
+@triton.jit
+def _quad_tile(y, ok, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP: tl.constexpr,
+               EVEN: tl.constexpr, EXACT: tl.constexpr, FAST: tl.constexpr):
+    """sum_{j<4} u_j / (1 + 2^{y a_j + c_j}) = sum_j u_j (1 - sigma(z_j)): [rows, cols].
+
+    One quotient for four units: (n01 d23 + n23 d01) / (d01 d23). Denominators are below
+    (1 + e^T)^4 ~ 6e34 (float32 range) since t is clamped at T2 where it may pass it.
+    """
+    n01, d01 = _pair(y, a0, c0, u0, a1, c1, u1, u0 + u1, T2, CLIP, EXACT)
+    n23, d23 = _pair(y, a2, c2, u2, a3, c3, u3, u2 + u3, T2, CLIP, EXACT)
+    out = _ratio(tl.fma(n01, d23, n23 * d01), d01 * d23, FAST)
+    if not EVEN:
+        out = tl.where(ok[:, None], out, 0.0)
+    return out
+
+
+@triton.jit
+def _zmax(ymin, ymax, a, c):
+    """Largest t = y a + c over particles in [ymin, ymax], per unit (t is affine in y)."""
+    return tl.maximum(ymin * a, ymax * a) + c
+
+
+@triton.jit
+def _softplus_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr, b1_ptr,
+                   scr_ptr, H, BH: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr,
+                   FAST: tl.constexpr):
+    """S_k = sum_i softplus(z_ik) for every unit k, written to scr_ptr[0:H]."""
+    for k0 in range(0, H, BH):
+        kk = k0 + tl.arange(0, BH)
+        mk = kk < H
+        a = tl.load(w1_ptr + kk, mask=mk, other=0.0) * lg
+        c = tl.load(b1_ptr + kk, mask=mk, other=0.0) * lg
+        if tl.max(_zmax(ymin, ymax, a, c), axis=0) > T2:
+            S = _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, True, EVEN, EXACT, FAST)
+        else:
+            S = _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, False, EVEN, EXACT, FAST)
+        tl.store(scr_ptr + kk, S / lg, mask=mk)
+
+
+@triton.jit
+def _mm(a_ptr, w_ptr, sk, sj, j0, H, M: tl.constexpr, BLOCK_H: tl.constexpr, BN: tl.constexpr,
+        BK: tl.constexpr, PREC: tl.constexpr):
+    """A B[:, j0:j0 + BN] over k < H: A [M, H] rows of a scratch block (row stride BLOCK_H),
+    B[k, j] = w[k sk + j sj] (a weight matrix or its transpose): [M, BN]."""
+    rows = tl.arange(0, M)
+    jj = j0 + tl.arange(0, BN)
+    mj = jj < H
+    acc = tl.zeros([M, BN], dtype=a_ptr.dtype.element_ty)
+    for k0 in range(0, H, BK):
+        kk = k0 + tl.arange(0, BK)
+        mk = kk < H
+        A = tl.load(a_ptr + rows[:, None] * BLOCK_H + kk[None, :], mask=mk[None, :], other=0.0)
+        B = tl.load(w_ptr + kk[:, None] * sk + jj[None, :] * sj, mask=mk[:, None] & mj[None, :],
+                    other=0.0)
+        acc = tl.dot(A, B, acc=acc, input_precision=PREC)
+    return acc
+
+
+@triton.jit
+def _store_rows(ptr, x, j0, H, M: tl.constexpr, BLOCK_H: tl.constexpr, BN: tl.constexpr):
+    jj = j0 + tl.arange(0, BN)
+    tl.store(ptr + tl.arange(0, M)[:, None] * BLOCK_H + jj[None, :], x, mask=(jj < H)[None, :])
+
+
+@triton.jit
+def _rho_dots(scr, n_f, w1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H, M: tl.constexpr,
+              BLOCK_H: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+              THRESHOLD: tl.constexpr, PREC: tl.constexpr):
+    """The [M, H] mat-mats of M examples (rows of the scratch blocks; S in block 0):
+
+        s = S W2^T + N b2 (-> block 1),  g = (softplus'(s W3^T + b3) * w4) W3 (-> block 0),
+        u = (g W2) * w1 (-> block 2).
+
+    Each weight tile is read once for the M examples (tl.dot; tf32x3 keeps float32
+    accuracy, float64 stays float64).
+    """
+    blk = M * BLOCK_H
+    for j0 in range(0, H, BN):
+        jj = j0 + tl.arange(0, BN)
+        s = _mm(scr, W2_ptr, 1, H, j0, H, M, BLOCK_H, BN, BK, PREC)
+        s += n_f * tl.load(b2_ptr + jj, mask=jj < H, other=0.0)[None, :]
+        _store_rows(scr + blk, s, j0, H, M, BLOCK_H, BN)
+    tl.debug_barrier()
+    hh = tl.arange(0, BLOCK_H)
+    g = tl.zeros([M, BLOCK_H], dtype=scr.dtype.element_ty)
+    for j0 in range(0, H, BN):
+        jj = j0 + tl.arange(0, BN)
+        mj = jj < H
+        r = _mm(scr + blk, W3_ptr, 1, H, j0, H, M, BLOCK_H, BN, BK, PREC)
+        r += tl.load(b3_ptr + jj, mask=mj, other=0.0)[None, :]
+        tau = _softplus_prime(r, THRESHOLD) * tl.load(w4_ptr + jj, mask=mj, other=0.0)[None, :]
+        W3 = tl.load(W3_ptr + jj[:, None] * H + hh[None, :], mask=mj[:, None] & (hh < H)[None, :],
+                     other=0.0)
+        g = tl.dot(tau, W3, acc=g, input_precision=PREC)
+    tl.store(scr + tl.arange(0, M)[:, None] * BLOCK_H + hh[None, :], g)
+    tl.debug_barrier()
+    for j0 in range(0, H, BN):
+        jj = j0 + tl.arange(0, BN)
+        u = _mm(scr, W2_ptr, H, 1, j0, H, M, BLOCK_H, BN, BK, PREC)
+        u *= tl.load(w1_ptr + jj, mask=jj < H, other=0.0)[None, :]
+        _store_rows(scr + 2 * blk, u, j0, H, M, BLOCK_H, BN)
+
+
+@triton.jit
+def _units(w1_ptr, b1_ptr, u_ptr, k0, lg, H, BQ: tl.constexpr):
+    """(w1 log2 e, b1 log2 e, u) of the units k0 .. k0 + BQ (zeros past H)."""
+    kk = k0 + tl.arange(0, BQ)
+    mk = kk < H
+    a = tl.load(w1_ptr + kk, mask=mk, other=0.0) * lg
+    c = tl.load(b1_ptr + kk, mask=mk, other=0.0) * lg
+    return a, c, tl.load(u_ptr + kk, mask=mk, other=0.0)
+
+
+@triton.jit
+def _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2, ok3, a0, c0, u0, a1, c1, u1,
+           a2, c2, u2, a3, c3, u3, T2, CLIP: tl.constexpr, EVEN: tl.constexpr,
+           EXACT: tl.constexpr, FAST: tl.constexpr):
+    """The four chunks' accumulators plus their ``_quad_tile`` over four blocks of units."""
+    acc0 += _quad_tile(y0, ok0, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP, EVEN,
+                       EXACT, FAST)
+    acc1 += _quad_tile(y1, ok1, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP, EVEN,
+                       EXACT, FAST)
+    acc2 += _quad_tile(y2, ok2, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP, EVEN,
+                       EXACT, FAST)
+    acc3 += _quad_tile(y3, ok3, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP, EVEN,
+                       EXACT, FAST)
+    return acc0, acc1, acc2, acc3
+
+
+@triton.jit
+def _sigma_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr, b1_ptr, u_ptr,
+                H, CH: tl.constexpr, BQ: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr,
+                FAST: tl.constexpr):
+    """mG_i = sum_k u_k / (1 + e^{z_ik}) for the four chunks (u read from u_ptr): 4 x [CH]."""
+    acc0 = tl.zeros([CH, BQ], dtype=y0.dtype)
+    acc1 = tl.zeros([CH, BQ], dtype=y0.dtype)
+    acc2 = tl.zeros([CH, BQ], dtype=y0.dtype)
+    acc3 = tl.zeros([CH, BQ], dtype=y0.dtype)
+    for k0 in range(0, H, 4 * BQ):
+        a0, c0, u0 = _units(w1_ptr, b1_ptr, u_ptr, k0, lg, H, BQ)
+        a1, c1, u1 = _units(w1_ptr, b1_ptr, u_ptr, k0 + BQ, lg, H, BQ)
+        a2, c2, u2 = _units(w1_ptr, b1_ptr, u_ptr, k0 + 2 * BQ, lg, H, BQ)
+        a3, c3, u3 = _units(w1_ptr, b1_ptr, u_ptr, k0 + 3 * BQ, lg, H, BQ)
+        zmax = tl.maximum(tl.maximum(_zmax(ymin, ymax, a0, c0), _zmax(ymin, ymax, a1, c1)),
+                          tl.maximum(_zmax(ymin, ymax, a2, c2), _zmax(ymin, ymax, a3, c3)))
+        if tl.max(zmax, axis=0) > T2:
+            acc0, acc1, acc2, acc3 = _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2,
+                                            ok3, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3,
+                                            T2, True, EVEN, EXACT, FAST)
+        else:
+            acc0, acc1, acc2, acc3 = _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2,
+                                            ok3, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3,
+                                            T2, False, EVEN, EXACT, FAST)
+    return tl.sum(acc0, axis=1), tl.sum(acc1, axis=1), tl.sum(acc2, axis=1), tl.sum(acc3, axis=1)
+
+
+@triton.jit
+def _chunk_min_max(y, ok):
+    return (tl.min(tl.where(ok, y, float("inf")), axis=0),
+            tl.max(tl.where(ok, y, -float("inf")), axis=0))
+
+
+@triton.jit
+def _chunks(ptr, n, CH: tl.constexpr):
+    """The four chunks of one example's row (zero past n) and their masks."""
+    o = tl.arange(0, CH)
+    ok0, ok1, ok2, ok3 = o < n, o + CH < n, o + 2 * CH < n, o + 3 * CH < n
+    return (tl.load(ptr + o, mask=ok0, other=0.0), tl.load(ptr + o + CH, mask=ok1, other=0.0),
+            tl.load(ptr + o + 2 * CH, mask=ok2, other=0.0),
+            tl.load(ptr + o + 3 * CH, mask=ok3, other=0.0), ok0, ok1, ok2, ok3)
+
+
+@triton.jit
+def _store_chunks(ptr, n, x0, x1, x2, x3, CH: tl.constexpr):
+    o = tl.arange(0, CH)
+    tl.store(ptr + o, x0, mask=o < n)
+    tl.store(ptr + o + CH, x1, mask=o + CH < n)
+    tl.store(ptr + o + 2 * CH, x2, mask=o + 2 * CH < n)
+    tl.store(ptr + o + 3 * CH, x3, mask=o + 3 * CH < n)
+
+
+@triton.jit
+def _centred(q_ptr, n, n_f, CH: tl.constexpr):
+    """y = q - mean q of one example in four chunks, their masks, min y and max y."""
+    q0, q1, q2, q3, ok0, ok1, ok2, ok3 = _chunks(q_ptr, n, CH)
+    mean = ((tl.sum(q0, axis=0) + tl.sum(q1, axis=0))
+            + (tl.sum(q2, axis=0) + tl.sum(q3, axis=0))) / n_f
+    y0, y1, y2, y3 = q0 - mean, q1 - mean, q2 - mean, q3 - mean
+    lo0, hi0 = _chunk_min_max(y0, ok0)
+    lo1, hi1 = _chunk_min_max(y1, ok1)
+    lo2, hi2 = _chunk_min_max(y2, ok2)
+    lo3, hi3 = _chunk_min_max(y3, ok3)
+    ymin = tl.minimum(tl.minimum(lo0, lo1), tl.minimum(lo2, lo3))
+    ymax = tl.maximum(tl.maximum(hi0, hi1), tl.maximum(hi2, hi3))
+    return y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax
+
+
+@triton.jit
+def _centre_force(m0, m1, m2, m3, ok0, ok1, ok2, ok3, n_f):
+    """dV/dq_i = G_i - mean G with G_i = sum_k u_k - m_i (the constant cancels): 4 x [CH]."""
+    m0, m1 = tl.where(ok0, m0, 0.0), tl.where(ok1, m1, 0.0)
+    m2, m3 = tl.where(ok2, m2, 0.0), tl.where(ok3, m3, 0.0)
+    mm = ((tl.sum(m0, axis=0) + tl.sum(m1, axis=0))
+          + (tl.sum(m2, axis=0) + tl.sum(m3, axis=0))) / n_f
+    return (tl.where(ok0, mm - m0, 0.0), tl.where(ok1, mm - m1, 0.0),
+            tl.where(ok2, mm - m2, 0.0), tl.where(ok3, mm - m3, 0.0))
+
+
+@triton.jit
+def _force(q_ptr, u_ptr, n, n_f, lg, T2, w1_ptr, b1_ptr, H, CH: tl.constexpr, BQ: tl.constexpr,
+           EVEN: tl.constexpr, EXACT: tl.constexpr, FAST: tl.constexpr):
+    """dV/dq of one example given its u (pass 3): 4 x [CH], zero off the masks."""
+    y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax = _centred(q_ptr, n, n_f, CH)
+    m0, m1, m2, m3 = _sigma_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr,
+                                 b1_ptr, u_ptr, H, CH, BQ, EVEN, EXACT, FAST)
+    return _centre_force(m0, m1, m2, m3, ok0, ok1, ok2, ok3, n_f)
+
+
+@triton.jit
+def _kick_drift(q_ptr, p_ptr, f0, f1, f2, f3, h, drift, n, CH: tl.constexpr):
+    """p -= h force; q += drift p, in place on one example's rows."""
+    q0, q1, q2, q3, _, _, _, _ = _chunks(q_ptr, n, CH)
+    p0, p1, p2, p3, _, _, _, _ = _chunks(p_ptr, n, CH)
+    p0, p1, p2, p3 = p0 - h * f0, p1 - h * f1, p2 - h * f2, p3 - h * f3
+    _store_chunks(p_ptr, n, p0, p1, p2, p3, CH)
+    _store_chunks(q_ptr, n, q0 + drift * p0, q1 + drift * p1, q2 + drift * p2, q3 + drift * p3, CH)
+
+
+@triton.jit
+def _leapfrog_kernel(q_ptr, p_ptr, force_ptr, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr,
+                     w4_ptr, scal_ptr, scr_ptr, n, H, n_examples, per_program, steps,
+                     CH: tl.constexpr, BLOCK_H: tl.constexpr, BH: tl.constexpr,
+                     BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                     M: tl.constexpr, THRESHOLD: tl.constexpr, STORE_FORCE: tl.constexpr, EVEN: tl.constexpr,
+                     EXACT: tl.constexpr, FAST: tl.constexpr, PREC: tl.constexpr):
+    """K merged-kick leapfrog steps, in place on q, p [B, N], for `per_program` (<= M)
+    examples per program: per gradient, pass 1 example by example, the mat-mats of all of
+    them at once (``_rho_dots``), pass 3 and the kick/drift example by example."""
+    pid = tl.program_id(0)
+    first = pid * per_program
+    count = tl.minimum(per_program, n_examples - first)
+    scr = scr_ptr + pid.to(tl.int64) * (3 * M * BLOCK_H)
     half = tl.load(scal_ptr)
     dt = tl.load(scal_ptr + 1)
     a2dt = tl.load(scal_ptr + 2)
     n_f = tl.load(scal_ptr + 3)
-    q = tl.load(q_ptr + row + offs, mask=mask, other=0.0)
-    p = tl.load(p_ptr + row + offs, mask=mask, other=0.0)
-    force = tl.zeros_like(q)
-    # iteration k: force at q_k, then the kick (half at both ends, merged full kicks
-    # between) and, for k < K, the drift; K + 1 gradients in all.
+    lg = tl.load(scal_ptr + 4)        # log2(e) in the data's dtype
+    T2 = THRESHOLD * lg
     for k in range(steps + 1):
-        force = _deepset_grad(q, mask, n_f, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr,
-                              w4_ptr, H, BLOCK_H, BH, THRESHOLD)
-        if steps > 0:
-            inner = (k > 0) & (k < steps)
-            p = p - tl.where(inner, dt, half) * force
-            if k < steps:
-                q = q + a2dt * p
-    tl.store(q_out_ptr + row + offs, q, mask=mask)
-    tl.store(p_out_ptr + row + offs, p, mask=mask)
-    if STORE_FORCE:
-        tl.store(force_ptr + row + offs, force, mask=mask)
+        for m in range(count):
+            row = (first + m).to(tl.int64) * n
+            y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax = _centred(q_ptr + row, n, n_f, CH)
+            _softplus_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr,
+                           b1_ptr, scr + m * BLOCK_H, H, BH, EVEN, EXACT, FAST)
+        tl.debug_barrier()
+        _rho_dots(scr, n_f, w1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H, M, BLOCK_H, BN,
+                  BK, THRESHOLD, PREC)
+        tl.debug_barrier()
+        # kick (half at both ends, merged full kicks between) and, for k < K, the drift
+        h = tl.where((k > 0) & (k < steps), dt, half)
+        drift = tl.where(k < steps, a2dt, 0.0)
+        for m in range(count):
+            row = (first + m).to(tl.int64) * n
+            f0, f1, f2, f3 = _force(q_ptr + row, scr + (2 * M + m) * BLOCK_H, n, n_f, lg, T2,
+                                    w1_ptr, b1_ptr, H, CH, BQ, EVEN, EXACT, FAST)
+            if STORE_FORCE:
+                _store_chunks(force_ptr + row, n, f0, f1, f2, f3, CH)
+            if steps > 0:
+                _kick_drift(q_ptr + row, p_ptr + row, f0, f1, f2, f3, h, drift, n, CH)
+        tl.debug_barrier()
 
 
-def _blocks(n: int, hidden: int, dtype: torch.dtype) -> tuple[int, int, int, int]:
-    """BLOCK_N, BLOCK_H, BH (hidden units per tile) and num_warps for one example."""
-    block_n = max(16, triton.next_power_of_2(n))
+#: Examples per program: the mat-mats of pass 2 need 16 rows (tl.dot), and amortise each
+#: weight read (W2 twice, W3 once per gradient) over that many examples.
+EXAMPLES_PER_PROGRAM = 16
+
+
+def _blocks(n: int, hidden: int, dtype: torch.dtype) -> dict:
+    """Tile sizes and warps: CH particles per chunk (four chunks), BH units per softplus
+    tile, 4 BQ per sigma tile, BN columns per mat-mat tile, M example rows."""
+    ch = max(4, triton.next_power_of_2(triton.cdiv(n, 4)))
     block_h = max(16, triton.next_power_of_2(hidden))
-    budget = TILE_ELEMENTS if dtype == torch.float32 else TILE_ELEMENTS // 2
-    bh = max(16, min(block_h, budget // max(block_n, block_h)))
-    warps = 8 if max(block_n, block_h) * bh >= 4096 else 4
-    return block_n, block_h, bh, warps
+    f32 = dtype == torch.float32
+    return dict(CH=ch, BLOCK_H=block_h, BH=min(block_h, 32 if f32 else 16),
+                BQ=min(block_h, 8 if f32 else 4), BN=64, BK=32, M=EXAMPLES_PER_PROGRAM,
+                EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", num_warps=8)
+
+
+def _per_program(n_examples: int, device: torch.device) -> int:
+    """Examples per program: at most M, spread so that the last wave of programs is full."""
+    if device.type != "cuda":
+        return min(EXAMPLES_PER_PROGRAM, n_examples)
+    slots = torch.cuda.get_device_properties(device).multi_processor_count
+    waves = triton.cdiv(n_examples, slots * EXAMPLES_PER_PROGRAM)
+    return max(1, triton.cdiv(n_examples, slots * waves))
 
 
 def _check_weights(weights, dtype, device) -> tuple[torch.Tensor, ...]:
@@ -179,43 +480,56 @@ def _check_state(q: torch.Tensor, p: torch.Tensor) -> None:
         raise ValueError("q must hold at least one particle per example")
 
 
-def _launch(q, p, weights, a2dt, dt, steps, threshold, store_force):
+def _fast(q: torch.Tensor) -> bool:
+    """SFU approximations (float32 on a GPU); the interpreter has no libdevice."""
+    interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return q.dtype == torch.float32 and q.is_cuda and not interpreted and libdevice is not None
+
+
+def _launch(q, p, weights, a2dt, dt, steps, threshold, store_force, per_program=None):
     w1, b1, W2, b2, W3, b3, w4 = _check_weights(weights, q.dtype, q.device)
-    q, p = q.detach().contiguous(), p.detach().contiguous()
+    q_out, p_out = q.detach().clone().contiguous(), p.detach().clone().contiguous()
     n_examples, n = q.shape
     hidden = w1.shape[0]
-    q_out, p_out = torch.empty_like(q), torch.empty_like(p)
-    force = torch.empty_like(q) if store_force else q_out
+    force = torch.empty_like(q_out) if store_force else q_out
     if n_examples == 0:
         return q_out, p_out, force
-    scal = torch.tensor([0.5 * dt, dt, a2dt, float(n)], dtype=q.dtype, device=q.device)
-    block_n, block_h, bh, warps = _blocks(n, hidden, q.dtype)
-    _leapfrog_kernel[(n_examples,)](
-        q, p, q_out, p_out, force, w1, b1, W2, b2, W3, b3, w4, scal, n, hidden, steps,
-        BLOCK_N=block_n, BLOCK_H=block_h, BH=bh, THRESHOLD=float(threshold),
-        STORE_FORCE=store_force, num_warps=warps,
+    scal = torch.tensor([0.5 * dt, dt, a2dt, float(n), LOG2E], dtype=q.dtype, device=q.device)
+    blocks = _blocks(n, hidden, q.dtype)
+    per = per_program or _per_program(n_examples, q.device)
+    programs = triton.cdiv(n_examples, per)
+    scratch = torch.zeros(programs, 3 * blocks["M"] * blocks["BLOCK_H"], dtype=q.dtype,
+                          device=q.device)
+    _leapfrog_kernel[(programs,)](
+        q_out, p_out, force, w1, b1, W2, b2, W3, b3, w4, scal, scratch, n, hidden, n_examples,
+        per, steps, THRESHOLD=float(threshold), STORE_FORCE=store_force, FAST=_fast(q), **blocks,
     )
     return q_out, p_out, force
 
 
 def deepset_leapfrog(q: torch.Tensor, p: torch.Tensor, weights, a2, dt: float, steps: int, *,
-                     threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+                     threshold: float, per_program: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """K = `steps` merged-kick leapfrog steps of size dt on a^2 |p|^2 / 2 + V(q), fused.
 
     q, p: [B, N] float32 or float64 (CUDA, or CPU under TRITON_INTERPRET=1);
     weights: (w1 [H], b1 [H], W2 [H, H], b2 [H], W3 [H, H], b3 [H], w4 [H]) in q's dtype
     and device; a2: a^2 (float or 0-d tensor); dt may be negative; threshold: softplus is
     the identity above it.
+    per_program: examples per program (1..16; default: spread over the GPU's SMs).
     Returns new tensors (q_K, p_K) [B, N]. No autograd: sampling only.
     """
     _check_state(q, p)
+    if per_program is not None and not 1 <= per_program <= EXAMPLES_PER_PROGRAM:
+        raise ValueError(f"per_program must be in 1..{EXAMPLES_PER_PROGRAM}, got {per_program!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     dt = float(dt)
     a2 = float(a2)
     if not (math.isfinite(dt) and math.isfinite(a2)):
         raise ValueError(f"dt and a2 must be finite, got dt={dt!r}, a2={a2!r}")
-    q_out, p_out, _ = _launch(q, p, weights, a2 * dt, dt, steps, threshold, store_force=False)
+    q_out, p_out, _ = _launch(q, p, weights, a2 * dt, dt, steps, threshold, store_force=False,
+                              per_program=per_program)
     return q_out, p_out
 
 
@@ -226,18 +540,15 @@ def fused_grad(q: torch.Tensor, weights, *, threshold: float) -> torch.Tensor:
 
 
 def aot_specs(dtype: str, sizes: dict) -> list:
-    """The leapfrog kernel as the launcher runs it (K = 25 steps), for ``fastvp.kernels.aot``.
-
-    sizes: {"N": particles per example, "H": hidden units, ...}; dtype "float32"/"float64".
-    """
+    """The leapfrog kernel as the launcher runs it on a GPU (K = 25 steps), for
+    ``fastvp.kernels.aot``. sizes: {"N": particles, "H": hidden units, ...}."""
     from .aot_spec import AotSpec, signature_of
 
     n, hidden = sizes["N"], sizes["H"]
     tdtype = torch.float32 if dtype == "float32" else torch.float64
-    block_n, block_h, bh, warps = _blocks(n, hidden, tdtype)
-    ints = {"n": n, "H": hidden, "steps": 25}
-    const = dict(BLOCK_N=block_n, BLOCK_H=block_h, BH=bh, THRESHOLD=20.0, STORE_FORCE=False)
-    tiles = triton.cdiv(hidden, bh)
+    blocks = _blocks(n, hidden, tdtype)
+    warps = blocks.pop("num_warps")
+    ints = {"n": n, "H": hidden, "n_examples": 6384, "per_program": 13, "steps": 25}
+    const = dict(blocks, THRESHOLD=20.0, STORE_FORCE=False, FAST=dtype == "float32")
     return [AotSpec("deepset_leapfrog", _leapfrog_kernel,
-                    signature_of(_leapfrog_kernel, dtype, const, ints), const, warps, ints,
-                    trips=(tiles, tiles, tiles))]
+                    signature_of(_leapfrog_kernel, dtype, const, ints), const, warps, ints)]
