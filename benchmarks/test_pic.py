@@ -12,7 +12,7 @@ import torch
 
 import fastvp
 
-from .conftest import machine, median_time
+from .conftest import median_time, record
 
 N_EXAMPLES = 32768
 LOOP_SUBSET = 128
@@ -40,8 +40,9 @@ def _bench(benchmark, numpy_loop_seconds, device, dtype, kernels, rounds):
     run()  # warm-up (kernel compilation, FFT plans)
     benchmark.pedantic(run, rounds=rounds, iterations=1)
     seconds = benchmark.stats.stats.median
-    benchmark.extra_info.update(
-        machine=machine(),
+    record(
+        benchmark, "pic",
+        device=device, dtype=str(dtype).removeprefix("torch."),
         examples=N_EXAMPLES,
         seconds=seconds,
         numpy_loop_seconds_scaled=numpy_loop_seconds,

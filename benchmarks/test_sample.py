@@ -2,42 +2,39 @@
 
 `pytest benchmarks/test_sample.py --benchmark-only`. A seeded random Deep Set of the
 paper's size (H = 256, 132,354 parameters with a) stands in for a trained model: the cost
-of sampling does not depend on the weights' values. Figures land in extra_info (and are
-printed); ratios are taken within the run.
+of sampling does not depend on the weights' values. Every ratio is measured inside one
+test, both sides timed there in alternation (a drifting machine load hits both alike);
+the figures land in extra_info, which ``benchmarks/results.py`` turns into RESULTS.md.
 
 (a) the paper's test-set size, 6384 examples x 256 particles, sampled to t = T with
-    K = 25, 10, 5, 2, 1 leapfrog steps (dt = T / K). Merged half kicks make K steps cost
+    K = 10, 5, 2, 1 against K = 25 (dt = T / K). Merged half kicks make K steps cost
     K + 1 gradients, so the ideal K = 5 vs K = 25 ratio is 26 / 6 = 4.33x (the paper's
     unmerged scheme, 2K gradients, would give 50 / 10 = 5x).
-(b) PIC (``fastvp.simulate``, paper preset) on the same 6384 examples to the state at T.
-(c) batch 128, K = 25: the fused Triton kernel (CUDA only), the closed-form torch path
-    (``integrate``), and the authors' approach (autograd of autograd-free V, two gradients
-    per step, float64), in float32 and float64.
+(b) PIC (``fastvp.simulate``, paper preset) against the surrogate on the same examples.
+(c) batch 128, K = 25: the closed-form torch path (float32, float64), the fused Triton
+    kernel (CUDA only) and the authors' approach (autograd of V, two gradients per step,
+    float64).
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import pytest
 import torch
 
 import fastvp
-from fastvp.surrogate.flow import integrate, leapfrog_blocked, leapfrog_unmerged
+from fastvp.surrogate.flow import integrate, leapfrog_unmerged
 from fastvp.surrogate.potential import DeepSet, grad_autograd
 
-from .conftest import machine, sync
+from .conftest import alternate, record, sync
 
 TEST_EXAMPLES = int(os.environ.get("FASTVP_BENCH_EXAMPLES", 6384))
 SMALL_BATCH = 128
-K_VALUES = [25, 10, 5, 2, 1]
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
 KERNELS = "triton" if CUDA else "torch"
-
-_seconds: dict[tuple, float] = {}  # figures shared between benchmarks of one run
+T = fastvp.PICConfig().final_time
 
 
 def _net(dtype: torch.dtype, device: str = DEVICE) -> DeepSet:
@@ -50,28 +47,10 @@ def _batch(n: int, dtype: torch.dtype, device: str = DEVICE):
     return batch.q, batch.p
 
 
-def _final_time() -> float:
-    cfg = fastvp.PICConfig()
-    return cfg.dt * cfg.steps
-
-
-def _record(benchmark, key, **extra) -> float:
-    seconds = benchmark.stats.stats.median
-    _seconds[key] = seconds
-    benchmark.extra_info.update(machine=machine(), seconds=seconds,
-                                load_average=os.getloadavg()[0], **extra)
-    return seconds
-
-
-def _sampler(net, q, p, steps, kernels=KERNELS, compile=None):
-    a2, T = 1.0, _final_time()
-
+def _sampler(net, q, p, steps, kernels=KERNELS):
     def run():
         with torch.no_grad():
-            if compile:
-                out = leapfrog_blocked(q, p, net.weights(), a2, T / steps, steps, compile=True)
-            else:
-                out = integrate(net, a2, q, p, T / steps, steps, kernels=kernels)
+            out = integrate(q, p, net.weights(), 1.0, T / steps, steps, kernels=kernels)
         sync(q.device)
         return out
 
@@ -80,129 +59,61 @@ def _sampler(net, q, p, steps, kernels=KERNELS, compile=None):
 
 # (a) K-step speedups at the test-set size ----------------------------------------------
 
-@pytest.mark.parametrize("steps", K_VALUES)
+@pytest.mark.parametrize("steps", [10, 5, 2, 1])
 def test_k_step_speedup_test_set(benchmark, steps):
-    dtype = torch.float32
-    net = _net(dtype)
-    q, p = _batch(TEST_EXAMPLES, dtype)
+    net = _net(torch.float32)
+    q, p = _batch(TEST_EXAMPLES, torch.float32)
     _sampler(net, q[:SMALL_BATCH], p[:SMALL_BATCH], 1)()  # warm-up (kernel compile, caches)
-    benchmark.pedantic(_sampler(net, q, p, steps), rounds=1 if DEVICE == "cpu" else 5,
-                       iterations=1)
-    seconds = _record(benchmark, ("k", steps), examples=TEST_EXAMPLES, steps=steps,
-                      gradients=steps + 1, dtype="float32", path=KERNELS)
-    line = f"\nK={steps}: {seconds:.2f} s for {TEST_EXAMPLES} examples ({steps + 1} gradients)"
-    if ("k", 25) in _seconds and steps != 25:
-        ratio = _seconds[("k", 25)] / seconds
-        benchmark.extra_info.update(speedup_vs_k25=ratio, ideal_merged=26 / (steps + 1),
-                                    ideal_unmerged=25 / steps)
-        line += f"; vs K=25 {ratio:.2f}x (ideal {26 / (steps + 1):.2f}x merged)"
-    print(line)
-
-
-def test_k5_vs_k25_interleaved_batch128(benchmark):
-    """K = 5 vs K = 25 on one batch of 128, runs alternated so that a drifting machine load
-    hits both alike (the test-set figures above are single runs taken minutes apart)."""
-    dtype = torch.float32
-    net = _net(dtype)
-    q, p = _batch(SMALL_BATCH, dtype)
-    runs = {steps: _sampler(net, q, p, steps) for steps in (25, 5)}
-    times = {25: [], 5: []}
-    runs[5]()
-    for _ in range(3):
-        for steps, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            times[steps].append(time.perf_counter() - t0)
-    benchmark.pedantic(runs[5], rounds=1, iterations=1)
-    k25, k5 = statistics.median(times[25]), statistics.median(times[5])
-    _record(benchmark, ("k5-interleaved",), examples=SMALL_BATCH, k25_seconds=k25,
-            k5_seconds=k5, speedup=k25 / k5, ideal_merged=26 / 6, ideal_unmerged=5.0)
-    print(f"\nbatch 128 interleaved: K=25 {k25 * 1e3:.0f} ms, K=5 {k5 * 1e3:.0f} ms -> "
-          f"{k25 / k5:.2f}x (ideal 26/6 = 4.33x)")
+    rounds = 1 if DEVICE == "cpu" else 5
+    ref, fast = alternate(_sampler(net, q, p, 25), _sampler(net, q, p, steps), rounds)
+    benchmark.pedantic(_sampler(net, q, p, steps), rounds=rounds, iterations=1)
+    record(benchmark, "k-step", examples=TEST_EXAMPLES, steps=steps, gradients=steps + 1,
+           dtype="float32", path=KERNELS, k25_seconds=ref, seconds=fast, speedup_vs_k25=ref / fast,
+           ideal_merged=26 / (steps + 1), ideal_unmerged=25 / steps)
 
 
 # (b) surrogate vs PIC ------------------------------------------------------------------
 
-def test_pic_same_test_set(benchmark):
+@pytest.mark.parametrize("steps", [25, 5])
+def test_surrogate_vs_pic_test_set(benchmark, steps):
+    net = _net(torch.float32)
     q, p = _batch(TEST_EXAMPLES, torch.float32)
 
-    def run():
+    def pic():
         traj = fastvp.simulate((q, p), config=fastvp.PICConfig(), kernels=KERNELS)
         sync(q.device)
         return traj
 
-    run()
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    seconds = _record(benchmark, ("pic",), examples=TEST_EXAMPLES, dtype="float32")
-    line = f"\nPIC to T: {seconds:.2f} s for {TEST_EXAMPLES} examples"
-    for steps in (25, 5):
-        if ("k", steps) in _seconds:
-            ratio = _seconds[("k", steps)] / seconds
-            benchmark.extra_info[f"surrogate_k{steps}_over_pic"] = ratio
-            line += f"; surrogate K={steps} takes {ratio:.1f}x PIC's time"
-    print(line)
+    pic()
+    _sampler(net, q[:SMALL_BATCH], p[:SMALL_BATCH], 1)()
+    rounds = 1 if DEVICE == "cpu" else 5
+    pic_s, surrogate_s = alternate(pic, _sampler(net, q, p, steps), rounds)
+    benchmark.pedantic(pic, rounds=rounds, iterations=1)
+    record(benchmark, "surrogate-vs-pic", examples=TEST_EXAMPLES, steps=steps, dtype="float32",
+           pic_seconds=pic_s, surrogate_seconds=surrogate_s,
+           surrogate_over_pic=surrogate_s / pic_s)
 
 
-# (c) batch 128, K = 25: kernel vs closed-form torch vs double autograd ------------------
+# (c) batch 128, K = 25: closed-form torch (and the kernel) vs double autograd -----------
 
-DTYPES = [torch.float32, torch.float64]
-DTYPE_IDS = ["float32", "float64"]
-
-
-def test_autograd_reference_batch128(benchmark):
-    """The authors' approach: float64, autograd gradient, two per step (2K = 50)."""
+def _autograd_reference():
     net = _net(torch.float64, "cpu")
     q, p = _batch(SMALL_BATCH, torch.float64, "cpu")
-
-    def run():
-        return leapfrog_unmerged(q, p, lambda x: grad_autograd(net, x), 1.0,
-                                 _final_time() / 25, 25)
-
-    benchmark.pedantic(run, rounds=1, iterations=1)
-    seconds = _record(benchmark, ("autograd",), examples=SMALL_BATCH, steps=25, gradients=50)
-    print(f"\ndouble-autograd float64 reference, batch 128, K=25: {seconds:.2f} s")
+    return lambda: leapfrog_unmerged(q, p, lambda x: grad_autograd(net, x), 1.0, T / 25, 25)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_closed_form_torch_batch128(benchmark, dtype):
-    net = _net(dtype, "cpu")
-    q, p = _batch(SMALL_BATCH, dtype, "cpu")
-    run = _sampler(net, q, p, 25, kernels="torch")
-    run()
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    _report_vs_reference(benchmark, ("torch", dtype), "closed-form torch CPU", dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_torch_compile_batch128(benchmark, dtype):
-    net = _net(dtype, "cpu")
-    q, p = _batch(SMALL_BATCH, dtype, "cpu")
-    run = _sampler(net, q, p, 25, compile=True)
-    t0 = time.perf_counter()
-    run()
-    benchmark.extra_info["first_call_seconds"] = time.perf_counter() - t0
-    benchmark.pedantic(run, rounds=3, iterations=1)
-    _report_vs_reference(benchmark, ("compile", dtype), "torch.compile CPU (opt-in)", dtype)
-
-
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
-@pytest.mark.parametrize("path", ["triton", "torch"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_cuda_batch128(benchmark, dtype, path):
-    net = _net(dtype, "cuda")
-    q, p = _batch(SMALL_BATCH, dtype, "cuda")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("path", ["torch"] + (["triton"] if CUDA else []))
+def test_closed_form_vs_double_autograd_batch128(benchmark, dtype, path):
+    """The authors' approach (float64, autograd gradient, two per step: 2K = 50) against
+    the closed-form path, both timed here."""
+    device = "cuda" if path == "triton" or (CUDA and path == "torch") else "cpu"
+    net = _net(dtype, device)
+    q, p = _batch(SMALL_BATCH, dtype, device)
     run = _sampler(net, q, p, 25, kernels=path)
     run()
-    benchmark.pedantic(run, rounds=20, iterations=1)
-    _report_vs_reference(benchmark, (path + "-cuda", dtype), f"{path} CUDA", dtype)
-
-
-def _report_vs_reference(benchmark, key, label, dtype):
-    seconds = _record(benchmark, key, examples=SMALL_BATCH, steps=25, gradients=26,
-                      dtype=str(dtype).removeprefix("torch."))
-    line = f"\n{label} {dtype}, batch 128, K=25: {seconds * 1e3:.1f} ms"
-    if ("autograd",) in _seconds:
-        ratio = _seconds[("autograd",)] / seconds
-        benchmark.extra_info["speedup_vs_autograd_float64"] = ratio
-        line += f"; {ratio:.1f}x faster than the double-autograd float64 reference"
-    print(line)
+    ref, fast = alternate(_autograd_reference(), run, 1)
+    benchmark.pedantic(run, rounds=3 if device == "cpu" else 20, iterations=1)
+    record(benchmark, "closed-form-vs-autograd", examples=SMALL_BATCH, steps=25, gradients=26,
+           dtype=str(dtype).removeprefix("torch."), path=f"{path} ({device})",
+           autograd_float64_seconds=ref, seconds=fast, speedup_vs_autograd_float64=ref / fast)

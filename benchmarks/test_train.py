@@ -2,7 +2,7 @@
 
 The reference differentiates autograd's dV/dq through every leapfrog step (the authors'
 way, ``Surrogate.pullback(method="autograd")``); "fast" uses the hand-derived backward of
-``model.deepset_grad``; "compiled" the same fused by torch.compile. All three run in the
+``potential.closed_form_grad``; "compiled" the same fused by torch.compile. All three run in the
 same test on the same batch and model, and the ratios go to extra_info.
 `pytest benchmarks/test_train.py --benchmark-only` (the float64 reference takes ~40 s).
 Wall and process CPU time are both recorded: on a shared machine the CPU-time ratio is
@@ -19,7 +19,7 @@ import torch
 import fastvp
 from fastvp.surrogate.train import nll
 
-from .conftest import machine, median_time
+from .conftest import median_time, record
 
 BATCH, STEPS = 128, 25
 
@@ -63,8 +63,8 @@ def test_training_step(benchmark, dtype):
     fast_cpu = _cpu_seconds(lambda: step("fast"))
     benchmark.pedantic(lambda: step("fast"), rounds=3, iterations=1, warmup_rounds=0)
     fast = benchmark.stats.stats.median
-    benchmark.extra_info.update(
-        machine=machine(), threads=torch.get_num_threads(), batch=BATCH, steps=STEPS,
+    record(
+        benchmark, "training-step", dtype=str(dtype).removeprefix("torch."), batch=BATCH, steps=STEPS,
         double_autograd_seconds=reference, fast_seconds=fast, compiled_seconds=compiled,
         compile_seconds=compile_seconds, speedup_fast=reference / fast,
         speedup_compiled=reference / compiled, double_autograd_cpu_seconds=reference_cpu,
