@@ -153,7 +153,27 @@ class Dataset:
 
 
 def load_dataset(path) -> Dataset:
-    """Open a dataset folder written by fastvp or by the authors' generator."""
+    """Open a dataset folder written by fastvp or by the authors' generator.
+
+    Args:
+        path: the folder (Q00.npy, P00.npy, ..., Cond.npy, and metadata.json for fastvp's).
+
+    Returns:
+        A Dataset read lazily (memory-mapped): ``times``, ``q(step)`` / ``p(step)`` [n, N],
+        ``cond`` [n, 2], ``split("train" | "val" | "test")``.
+
+    Raises:
+        FileNotFoundError: no such folder.
+        ValueError: missing, unreadable or inconsistent arrays, or an unfinished generation.
+
+    Example:
+        >>> import tempfile, fastvp
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = fastvp.generate_dataset(folder, n_examples=8, progress=False)
+        >>> ds = fastvp.load_dataset(folder)
+        >>> ds.times[-1], ds.q(25).shape, len(ds.split("train"))
+        (1.0, (8, 256), 5)
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"dataset folder {str(path)!r} does not exist")
@@ -558,6 +578,19 @@ def generate_dataset(
     rank 0 renames them after all are done; `out_dir` must be on a filesystem all ranks
     share). None: whenever a process group exists or WORLD_SIZE > 1. The result is the same
     dataset as a single-process run. With device="cuda", rank r uses cuda:LOCAL_RANK.
+
+    Returns:
+        The Dataset written (``load_dataset(out_dir)``).
+
+    Raises:
+        ValueError: bad arguments, or a folder holding other data (left untouched).
+        OSError: too little free space for the dataset.
+
+    Example:
+        >>> import tempfile, fastvp
+        >>> ds = fastvp.generate_dataset(tempfile.mkdtemp(), n_examples=4, seed=1, progress=False)
+        >>> len(ds), ds.cond.shape
+        (4, (4, 2))
     """
     from . import distributed as dist
 

@@ -184,9 +184,31 @@ def initial_conditions(
     """Examples start .. start+n_examples-1 of the seeded Gaussian initial conditions.
 
     q_i ~ N(mu_q, sigma_q^2), p_i ~ N(mu_p, sigma_p^2), i = 1..N, independently;
-    sigma_q, sigma_p ~ U(sigma_range) per example unless given (a number or [B]).
-    Example i is the same whatever `n_examples` and `start` select it: datasets can be
-    drawn in chunks. Drawn in float64 on the CPU, then cast and moved.
+    sigma_q, sigma_p ~ U(sigma_range) per example unless given. Example i is the same
+    whatever `n_examples` and `start` select it: datasets can be drawn in chunks. Drawn in
+    float64 on the CPU, then cast and moved.
+
+    Args:
+        n_examples: B, the number of examples.
+        config: the PICConfig giving N, mu_q, mu_p and sigma_range (default: the paper's).
+        seed: the random stream (an integer >= 0).
+        sigma_q, sigma_p: a number or [B] values instead of the uniform draw.
+        device, dtype: where the tensors live (float32 or float64).
+        start: index of the first example of the stream.
+
+    Returns:
+        A Batch: q, p [B, N]; sigma_q, sigma_p, mu_q, mu_p [B].
+
+    Raises:
+        ValueError: a bad count, seed, start, sigma, device or dtype (named).
+
+    Example:
+        >>> import fastvp
+        >>> batch = fastvp.initial_conditions(3, seed=0)
+        >>> tuple(batch.q.shape), batch.q.dtype
+        ((3, 256), torch.float64)
+        >>> bool(((batch.sigma_q >= 0.5) & (batch.sigma_q <= 1.5)).all())
+        True
     """
     config = config or PICConfig()
     check.integer("n_examples", n_examples, 1)

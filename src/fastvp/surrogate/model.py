@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import validation as check
 from ..config import PICConfig
-from ..files import read_model_file, save_model_file
+from ..files import model_path, read_model_file, save_model_file
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
 from ..pic.simulate import Trajectory
 from .flow import integrate, leapfrog
@@ -103,11 +103,26 @@ class Surrogate(nn.Module):
         return q
 
     def potential(self, q) -> torch.Tensor:
-        """V(q): q [B, N] -> [B]."""
+        """V(q) = rho(sum_i phi(q_i - mean q)): q [B, N] -> [B] (ValueError on a bad q).
+
+        Example:
+            >>> import torch, fastvp
+            >>> model = fastvp.Surrogate(hidden=8)
+            >>> q = 64 + torch.randn(2, 256)
+            >>> bool(torch.allclose(model.potential(q), model.potential(q + 3.0)))
+            True
+        """
         return self.V_net(self._positions(q))
 
     def grad(self, q) -> torch.Tensor:
-        """dV/dq: q [B, N] -> [B, N] (closed form)."""
+        """dV/dq in closed form: q [B, N] -> [B, N]; each row sums to 0 (translation invariance).
+
+        Example:
+            >>> import torch, fastvp
+            >>> g = fastvp.Surrogate(hidden=8).grad(64 + torch.randn(2, 256))
+            >>> tuple(g.shape), bool(g.sum(dim=1).abs().max() < 1e-4)
+            ((2, 256), True)
+        """
         return self.V_net.grad(self._positions(q))
 
     def _time(self, t, extrapolate: bool, name: str = "t") -> float:
@@ -154,6 +169,22 @@ class Surrogate(nn.Module):
             `n_examples` from the model's config (seeded by `seed`, else by torch's RNG).
         steps: K (default: the training K). extrapolate: allow t < 0 or t > T.
         Computes in the model's dtype and device; without gradients (use log_prob to train).
+
+        Returns:
+            (q, p) [B, N] for one time; a Trajectory for a sequence of times.
+
+        Raises:
+            ValueError: t outside [0, T] (without extrapolate), bad steps, batch or n_examples.
+
+        Example:
+            >>> import fastvp
+            >>> model = fastvp.Surrogate(hidden=8).double()
+            >>> batch = fastvp.initial_conditions(4, seed=0)
+            >>> q, p = model.sample(1.0, batch, steps=5)
+            >>> tuple(q.shape)
+            (4, 256)
+            >>> model.sample([0.2, 1.0], batch, steps=5).t.tolist()
+            [0.2, 1.0]
         """
         K = self.steps if steps is None else _check_steps(steps)
         if batch is None:
@@ -217,6 +248,21 @@ class Surrogate(nn.Module):
         Gaussian (a Batch: its mu_q, mu_p, sigma_q, sigma_p; a (q0, p0) pair: their
         sample means and deviations). Differentiable in the parameters: training
         minimises -log_prob. K = steps (default: the training K), dt = -t / K.
+
+        Returns:
+            log p_t(q, p) [B] in nats.
+
+        Raises:
+            ValueError: t outside [0, T], shapes that disagree, non-finite q or p.
+
+        Example:
+            >>> import fastvp
+            >>> model = fastvp.Surrogate(hidden=8)
+            >>> batch = fastvp.initial_conditions(2, seed=0)
+            >>> q, p = model.sample(1.0, batch, steps=5)
+            >>> lp = model.log_prob(q, p, batch, t=1.0, steps=5)
+            >>> tuple(lp.shape), bool(lp.requires_grad)
+            ((2,), True)
         """
         t = self._time(t, extrapolate=False)
         q, p = self._cast("q", q), self._cast("p", p)
@@ -240,6 +286,14 @@ class Surrogate(nn.Module):
 
         Both files appear complete or not at all (``files.save_model_file``). Returns the
         path of the weights; ``Surrogate.load`` reads it with or without the suffix.
+
+        Example:
+            >>> import tempfile, os, fastvp
+            >>> path = os.path.join(tempfile.mkdtemp(), "my-model")
+            >>> fastvp.Surrogate(hidden=8).save(path).name
+            'my-model.safetensors'
+            >>> fastvp.Surrogate.load(path).V_net.hidden
+            8
         """
         meta = self.metadata()
         if getattr(self, "training_info", None):
@@ -258,13 +312,27 @@ class Surrogate(nn.Module):
 
     @classmethod
     def load(cls, name_or_path) -> Surrogate:
-        """A model from a bundled name ("paper-1d") or a .safetensors file written by save.
+        """A model from a file written by ``save`` or a bundled name ("paper-1d").
 
-        The model keeps the stored dtype, on the CPU.
+        name_or_path: a file; or the name given to ``save`` (its ".safetensors" file);
+        or a bundled model's name (``Surrogate.bundled()``). The model keeps the stored
+        dtype, on the CPU; its ``training_info`` says how it was made (its JSON's
+        "training" entry).
+
+        Raises:
+            FileNotFoundError: a path that does not exist.
+            ValueError: neither a file nor a bundled name, or not a model file.
+
+        Example:
+            >>> import fastvp
+            >>> "paper-1d" in fastvp.Surrogate.bundled()
+            True
         """
         if not isinstance(name_or_path, (str, os.PathLike)):
             raise ValueError(f"name_or_path must be a model name or a path, got {name_or_path!r}")
         path = Path(name_or_path)
+        if not path.exists() and model_path(path).is_file():
+            path = model_path(path)
         if not path.exists():
             text = str(name_or_path)
             if os.sep in text or "/" in text or path.suffix:

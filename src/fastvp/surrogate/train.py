@@ -327,9 +327,14 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
         ValueError: a bad config, dataset, `out`, or a resume with other settings.
         FloatingPointError: `max_bad_steps` non-finite steps in a row.
 
-    Example::
-
-        model = fastvp.train("data/paper", fastvp.TrainConfig(epochs=2), out="runs/try")
+    Example:
+        >>> import tempfile, fastvp
+        >>> data = fastvp.generate_dataset(tempfile.mkdtemp(), n_examples=40, progress=False,
+        ...                                config=fastvp.PICConfig(n_particles=16))
+        >>> cfg = fastvp.TrainConfig(epochs=1, batch_size=8, steps=2, hidden=8, threads=1)
+        >>> model = fastvp.train(data, cfg, progress=False)
+        >>> model.kept_epoch, model.training_info["objective"]
+        (1, 'likelihood')
     """
     from .. import distributed as dist
 
