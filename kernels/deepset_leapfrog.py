@@ -436,7 +436,7 @@ def _blocks(n: int, hidden: int, dtype: torch.dtype) -> dict:
     block_h = max(16, triton.next_power_of_2(hidden))
     f32 = dtype == torch.float32
     return dict(CH=ch, BLOCK_H=block_h, BH=min(block_h, 32 if f32 else 16),
-                BQ=min(block_h, 8 if f32 else 4), BN=64, BK=32, M=EXAMPLES_PER_PROGRAM,
+                BQ=min(block_h, 8 if f32 else 4), BN=64, BK=16, M=EXAMPLES_PER_PROGRAM,
                 EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", num_warps=8)
 
 
