@@ -1,5 +1,6 @@
 """fastvp: batched PIC for 1D Vlasov-Poisson and PDE-NHF, its Hamiltonian-flow surrogate."""
 
+from . import problems
 from ._version import __version__
 from .config import PICConfig
 from .data import Dataset, generate_dataset, load_dataset
@@ -15,6 +16,7 @@ __all__ = [
     "initial_conditions",
     "Trajectory",
     "simulate",
+    "problems",
     "Dataset",
     "generate_dataset",
     "load_dataset",

@@ -1,0 +1,223 @@
+"""What every standard problem shares: Rate, the parameter table, Problem and its box.
+
+Units: the total plasma frequency omega_p = 1 (the Jeans frequency under gravity) and
+eps0 = 1. The box is L = 2 pi / k, so the driven wave is mode 1. N particles of charge
+q = L / N and q/m = 1 give the mean density n0 = N / L and
+
+    omega_p^2 = (q/m) q n0 = 1.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..backend import resolve_device, resolve_dtype
+from ..config import PICConfig
+from ..initial import Batch, as_batch
+from ..validation import boolean, integer, number
+from .dispersion import Species, dominant_root
+from .sampling import sample_example
+
+
+class Rate(NamedTuple):
+    """gamma and omega of a wave exp(gamma t) cos(k x - omega t) of the field: floats, or
+    [B] arrays for a batch whose examples differ."""
+
+    gamma: float | np.ndarray
+    omega: float | np.ndarray
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One keyword argument of a problem, as the CLI declares it.
+
+    name, default, help: the flag (default None: the problem chooses); per_example: may
+    differ between the examples of a batch (a number or a sequence of B numbers); kind:
+    float or int; low / high: bounds, low excluded when open_low.
+    """
+
+    name: str
+    default: float | int | None
+    help: str
+    per_example: bool = False
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def check(self, value) -> float | int | np.ndarray:
+        """The validated value: a number, or a float64 array [B] for a per-example sequence.
+
+        Raises:
+            ValueError: naming the parameter and the value, if it is out of bounds, not a
+                number, or a sequence where one number is needed.
+        """
+        if value is None and self.default is None:
+            return None
+        if self.per_example and not isinstance(value, (numbers.Number, str)) and value is not None:
+            arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+            if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
+                raise ValueError(f"{self.name} must be a number or a 1-D sequence of numbers, "
+                                 f"got {value!r}")
+            for v in arr.tolist():
+                self.check(v)
+            return arr.astype(np.float64)
+        if self.kind is int:
+            return integer(self.name, value, low=self.low, high=self.high)
+        return number(self.name, value, low=self.low, high=self.high,
+                                 open_low=self.open_low)
+
+
+def numerics(particles: int, cells: int, dt: float, steps: int, save_every: int) -> tuple[Parameter, ...]:
+    """The shared numerical parameters of a problem, with its defaults."""
+    return (
+        Parameter("particles", particles, "particles per example", kind=int, low=1),
+        Parameter("cells", cells, "grid cells", kind=int, low=2),
+        Parameter("dt", dt, "time step (units of 1 / omega_p)", low=0, open_low=True),
+        Parameter("steps", steps, "time steps", kind=int, low=1),
+        Parameter("save_every", save_every, "steps between snapshots (must divide steps)",
+                  kind=int, low=1),
+    )
+
+
+def read_parameters(table: Sequence[Parameter], values: Mapping) -> dict:
+    """Check `values` against `table`: {name: number or [B] array}; arrays share one length.
+
+    Raises:
+        ValueError: for a bad value, or per-example arrays of different lengths.
+    """
+    out = {p.name: p.check(values[p.name]) for p in table}
+    lengths = {name: v.size for name, v in out.items() if isinstance(v, np.ndarray)}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"per-example parameters must have one length, got lengths {lengths}")
+    return out
+
+
+def box_config(k: float, params: Mapping, interaction: str = "electrostatic") -> PICConfig:
+    """The PICConfig of a problem: L = 2 pi / k, q = L / N, q/m = 1 (omega_p = 1)."""
+    length = 2 * math.pi / k
+    return PICConfig(box_length=length, cells=params["cells"], n_particles=params["particles"],
+                     charge=length / params["particles"], charge_over_mass=1.0, dt=params["dt"],
+                     steps=params["steps"], save_every=params["save_every"],
+                     interaction=interaction)
+
+
+class Problem:
+    """A standard plasma problem: its PICConfig, parameters, initial particles and theory.
+
+    name: the registry name; config: PICConfig (shared by every example); params: {name:
+    number or [B] array} (arrays: per-example values); table: the Parameter list.
+    `sample(i, params_i, rng)` draws example i as (x [N], v [N]) numpy arrays from its own
+    parameters (rng None: quiet start); `rate(params_i)` is its linear theory.
+
+    Example::
+
+        prob = fastvp.problems.landau(alpha=[0.01, 0.02])   # two examples, one box
+        batch = prob.initial_conditions(quiet=True)           # Batch, q, p [2, N]
+        prob.theory()                                         # Rate, arrays [2]
+    """
+
+    def __init__(self, name: str, config: PICConfig, params: dict, table: Sequence[Parameter],
+                 sample: Callable, rate: Callable | None, description: str):
+        self.name = name
+        self.config = config
+        self.params = params
+        self.table = tuple(table)
+        self.description = description
+        self._sample = sample
+        self._rate = rate
+        sizes = {v.size for v in params.values() if isinstance(v, np.ndarray)}
+        #: the number of examples the per-example parameters describe (None: all scalars)
+        self.examples = sizes.pop() if sizes else None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v.tolist() if isinstance(v, np.ndarray) else v!r}"
+                         for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+    def example_params(self, i: int) -> dict:
+        """The parameters of example i: {name: number}."""
+        return {k: (float(v[i]) if isinstance(v, np.ndarray) else v) for k, v in self.params.items()}
+
+    def parameter_values(self, examples: int | None = None) -> dict[str, np.ndarray]:
+        """Every parameter per example: {name: float64 array [B]} (None stays None)."""
+        b = self._examples(examples)
+        return {k: (None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (b,)).copy())
+                for k, v in self.params.items()}
+
+    def _examples(self, examples: int | None) -> int:
+        if examples is None:
+            return self.examples or 1
+        examples = integer("examples", examples, low=1)
+        if self.examples is not None and examples != self.examples:
+            raise ValueError(f"examples must be {self.examples} (the length of the per-example "
+                             f"parameters), got {examples!r}")
+        return examples
+
+    def initial_conditions(self, examples: int | None = None, seed: int = 0, quiet: bool = False,
+                           device=None, dtype: torch.dtype = torch.float64) -> Batch:
+        """The initial particles of `examples` examples: a Batch with q, p [B, N].
+
+        examples: None gives one per per-example parameter value (or 1); quiet: evenly spaced
+        positions and van der Corput velocity quantiles instead of random draws (the same
+        particles for examples of equal parameters); seed: example i draws from the stream
+        (seed, i), whatever the batch size. Batch.mu_*/sigma_* are the sample mean and std.
+
+        Raises:
+            ValueError: for a bad examples, seed or quiet.
+        """
+        b = self._examples(examples)
+        seed = integer("seed", seed, low=0)
+        boolean("quiet", quiet)
+        n = self.config.n_particles
+        q = np.empty((b, n))
+        p = np.empty((b, n))
+        for i in range(b):
+            rng = None if quiet else np.random.default_rng(np.random.SeedSequence([seed, i]))
+            q[i], p[i] = self._sample(n, self.example_params(i), rng)
+        kw = dict(device=resolve_device(device), dtype=resolve_dtype(dtype))
+        return as_batch((torch.from_numpy(q).to(**kw), torch.from_numpy(p).to(**kw)))
+
+    def theory(self) -> Rate:
+        """The linear theory of the driven mode (mode 1): Rate(gamma, omega), floats or [B].
+
+        Raises:
+            NotImplementedError: for a problem without a linear theory (the paper preset).
+        """
+        if self._rate is None:
+            raise NotImplementedError(f"the {self.name!r} problem has no linear theory")
+        if self.examples is None:
+            return self._rate(self.example_params(0))
+        rates = [self._rate(self.example_params(i)) for i in range(self.examples)]
+        return Rate(np.array([r.gamma for r in rates]), np.array([r.omega for r in rates]))
+
+
+def kinetic_problem(name: str, table: Sequence[Parameter], values: Mapping,
+                    species: Callable[[dict], list[Species]], description: str,
+                    interaction: str = "electrostatic") -> Problem:
+    """A problem whose plasma is a perturbed mixture of drifting Maxwellians or beams.
+
+    species(params) -> [(n_s, u_s, vth_s), ...] for one example's parameters; the density
+    is 1 + alpha cos(k x) (params "k", "alpha"); the theory is the dominant root of the
+    kinetic dispersion relation (``dispersion.dominant_root``) with the force's sign.
+    """
+    params = read_parameters(table, values)
+    k = params["k"]
+    config = box_config(k, params, interaction)
+    sign = config.force_sign
+
+    def sample(n: int, p: dict, rng):
+        return sample_example(n, k, p["alpha"], species(p), rng)
+
+    def rate(p: dict) -> Rate:
+        omega = dominant_root(k, species(p), sign)
+        return Rate(float(omega.imag), float(omega.real))
+
+    return Problem(name, config, params, table, sample, rate, description)

@@ -1,0 +1,61 @@
+"""The paper's expanding Gaussian (SPEC.md section 2), reached like every other problem.
+
+    q_i ~ N(L/2, sigma_q^2),  p_i ~ N(0, sigma_p^2),  sigma_q, sigma_p ~ U(0.5, 1.5) per example
+
+in the paper's box (L = 128, 128 cells, 256 particles of charge 0.1, q/m = 1, dt = 0.04,
+25 steps). A free expansion: no driven mode, no linear theory.
+"""
+
+from __future__ import annotations
+
+import torch
+from scipy.special import ndtri
+
+from ..config import PICConfig
+from ..initial import Batch, initial_conditions
+from .base import Parameter, Problem, read_parameters
+from .sampling import evenly_spaced, van_der_corput
+
+PARAMETERS = (
+    Parameter("sigma_q", None, "position spread (default: uniform in [0.5, 1.5] per example)",
+              per_example=True, low=0, open_low=True),
+    Parameter("sigma_p", None, "momentum spread (default: uniform in [0.5, 1.5] per example)",
+              per_example=True, low=0, open_low=True),
+)
+
+
+class PaperProblem(Problem):
+    """The paper preset: ``fastvp.initial_conditions`` with this problem's sigmas; quiet
+    starts place the particles at Gaussian quantiles instead (positions at evenly spaced
+    quantiles, momenta at van der Corput ones)."""
+
+    def initial_conditions(self, examples: int | None = None, seed: int = 0, quiet: bool = False,
+                           device=None, dtype: torch.dtype = torch.float64) -> Batch:
+        b = self._examples(examples)
+        batch = initial_conditions(b, self.config, seed=seed, sigma_q=self.params["sigma_q"],
+                                   sigma_p=self.params["sigma_p"], device=device, dtype=dtype)
+        if quiet:
+            n = self.config.n_particles
+            zq = torch.from_numpy(ndtri(evenly_spaced(n))).to(batch.q)
+            zp = torch.from_numpy(ndtri(van_der_corput(n))).to(batch.p)
+            batch.q = batch.mu_q[:, None] + batch.sigma_q[:, None] * zq
+            batch.p = batch.mu_p[:, None] + batch.sigma_p[:, None] * zp
+        return batch
+
+
+def paper(sigma_q=None, sigma_p=None) -> Problem:
+    """The paper's Gaussian preset (``PICConfig()``) as a Problem.
+
+    sigma_q, sigma_p: None (drawn per example as in the paper), a number, or a sequence of
+    B numbers. ``theory()`` raises NotImplementedError: the expansion has no driven mode.
+
+    Raises:
+        ValueError: naming the argument and its value, for a non-positive sigma.
+
+    Example::
+
+        batch = paper().initial_conditions(128, seed=0)    # == fastvp.initial_conditions(128)
+    """
+    params = read_parameters(PARAMETERS, locals())
+    return PaperProblem("paper", PICConfig.preset("paper"), params, PARAMETERS, sample=None,
+                        rate=None, description="the paper's expanding Gaussian")

@@ -1,0 +1,42 @@
+"""The two-stream instability: two equal beams at +v0 and -v0.
+
+    f(x, v, 0) = (1 + alpha cos(k x)) [M(v; v0, vth) + M(v; -v0, vth)] / 2
+
+(M a Maxwellian of mean u and width vth; vth = 0: cold beams). Cold theory: the purely
+growing root of 1 = (1/2) / (omega - k v0)^2 + (1/2) / (omega + k v0)^2,
+
+    gamma^2 = [sqrt(1 + 8 a^2) - (1 + 2 a^2)] / 2,   a = k v0,
+
+unstable for a < 1, fastest (gamma = 1 / (2 sqrt 2)) at a^2 = 3/8; warm: the kinetic root.
+"""
+
+from __future__ import annotations
+
+from .base import Parameter, Problem, kinetic_problem, numerics
+
+PARAMETERS = (
+    Parameter("k", 0.6, "wavenumber of the perturbation; the box is L = 2 pi / k", low=0, open_low=True),
+    Parameter("v0", 1.0, "beam speed: beams at +v0 and -v0", per_example=True, low=0, open_low=True),
+    Parameter("vth", 0.0, "thermal velocity of each beam (0: cold beams)", per_example=True, low=0),
+    Parameter("alpha", 1e-6, "density perturbation seeding mode 1: n(x) = 1 + alpha cos(k x)",
+              per_example=True, low=0, high=0.99),
+) + numerics(particles=2**16, cells=64, dt=0.05, steps=1000, save_every=100)
+
+
+def two_stream(k: float = 0.6, v0=1.0, vth=0.0, alpha=1e-6, particles: int = 2**16,
+               cells: int = 64, dt: float = 0.05, steps: int = 1000, save_every: int = 100) -> Problem:
+    """Two counter-streaming beams at +-v0, each half of the density, seeded in mode 1.
+
+    v0, vth, alpha: numbers or sequences of B numbers (one per example).
+
+    Raises:
+        ValueError: naming the argument and its value, for a value out of range.
+
+    Example::
+
+        two_stream(k=0.6, v0=1.0).theory()     # Rate(gamma=0.3534, omega=0.0)
+    """
+    def species(p):
+        return [(0.5, p["v0"], p["vth"]), (0.5, -p["v0"], p["vth"])]
+
+    return kinetic_problem("two_stream", PARAMETERS, locals(), species, "the two-stream instability")
