@@ -26,9 +26,11 @@ Example::
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 
@@ -40,7 +42,8 @@ SIZES = {"paper": {"N": 256, "H": 256, "Nx": 128}, "awkward": {"N": 200, "H": 10
 ARCHS = {"sm_80": 80, "sm_90": 90}
 #: SASS opcode classes reported in ``sass`` (opcode before its first dot), plus MUFU by function.
 SASS_CLASSES = ("MUFU", "FFMA", "FMUL", "FADD", "DFMA", "DMUL", "DADD", "LDG", "STG", "LDS",
-                "STS", "BAR", "SHFL", "HMMA", "DMMA", "HGMMA", "LDL", "STL", "ATOM", "RED", "FSETP", "FSEL", "FMNMX")
+                "STS", "BAR", "SHFL", "HMMA", "DMMA", "HGMMA", "LDL", "STL", "ATOM", "RED",
+                "FSETP", "FSEL", "FMNMX")
 
 
 # ---------------------------------------------------------------------------- tools
@@ -232,13 +235,19 @@ def aot_report(archs=("sm_80", "sm_90"), dtypes=DTYPES, sizes=None, kernels=None
     shared (bytes), sass (static instruction counts by class) and loops (innermost loops).
 
     sizes: a list of {"N", "H", "Nx"} dicts (default: ``SIZES``, the paper's and awkward
-    ones); kernels: names to keep (default all). Needs no GPU.
+    ones); kernels: names to keep (default all). Needs no GPU. Under the Triton
+    interpreter (TRITON_INTERPRET=1, where kernels are not compilable objects) the report
+    is made in a subprocess without it.
     """
     if isinstance(archs, str):
         archs = (archs,)
     for arch in archs:
         _target(arch)
     size_sets = list(SIZES.values()) if sizes is None else list(sizes)
+    args = (tuple(archs), tuple(dtypes), json.dumps(size_sets, sort_keys=True),
+            None if kernels is None else tuple(kernels))
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return [dict(r) for r in _report_in_subprocess(*args)]
     rows = []
     for size in size_sets:
         for dtype in dtypes:
@@ -247,6 +256,18 @@ def aot_report(archs=("sm_80", "sm_90"), dtypes=DTYPES, sizes=None, kernels=None
                     continue
                 rows.extend(analyse(spec.name, dtype, arch, size) for arch in archs)
     return rows
+
+
+@functools.cache
+def _report_in_subprocess(archs, dtypes, sizes_json, kernels) -> tuple:
+    request = json.dumps({"archs": archs, "dtypes": dtypes, "sizes": json.loads(sizes_json),
+                          "kernels": kernels})
+    env = dict(os.environ, TRITON_INTERPRET="0")
+    res = subprocess.run([sys.executable, "-m", "fastvp.kernels.aot", "--json", request],
+                         capture_output=True, text=True, env=env, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"the AOT report subprocess failed: {res.stderr.strip()[-2000:]}")
+    return tuple(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
 def format_report(rows: list[dict]) -> str:
@@ -263,7 +284,16 @@ def format_report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m fastvp.kernels.aot [sm_80 sm_90]
-    import sys
+def _main(argv: list[str]) -> None:
+    """python -m fastvp.kernels.aot [sm_80 sm_90] | --json '{"archs": [...], ...}'"""
+    if argv[:1] == ["--json"]:
+        req = json.loads(argv[1])
+        rows = aot_report(archs=tuple(req["archs"]), dtypes=tuple(req["dtypes"]),
+                          sizes=req["sizes"], kernels=req["kernels"])
+        print(json.dumps(rows))
+    else:
+        print(format_report(aot_report(archs=tuple(argv) or ("sm_80", "sm_90"))))
 
-    print(format_report(aot_report(archs=tuple(sys.argv[1:]) or ("sm_80", "sm_90"))))
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
