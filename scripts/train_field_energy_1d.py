@@ -1,7 +1,11 @@
-"""Train the bundled "paper-1d" model (run from the repository root; resumable stages).
+"""Build the bundled "field-energy-1d" model (run from the repository root; resumable stages).
 
     fastvp simulate --out data/paper-seed0 --examples 32768 --seed 0
-    python scripts/train_paper_1d.py data/paper-seed0 runs/paper-1d
+    python scripts/train_field_energy_1d.py data/paper-seed0 runs/field-energy-1d
+
+This model is NOT the paper's method: V is constructed from the PIC field energy and fitted
+to PIC forces at every stored snapshot, with a fixed at 1 (the "training" entry of its JSON
+says so). The paper's likelihood-trained model is scripts/train_paper_1d.py.
 
 Stage 1, the field-energy Deep Set (fastvp.surrogate.field_energy): V is set to the energy
 of the particles' field on a grid of the centred frame, its window R from the largest
@@ -10,7 +14,7 @@ Stage 2, force matching by full-batch L-BFGS in float64 (fastvp.surrogate.pretra
 parameter of V is fitted to the PIC acceleration of a fixed set of training states
 (``PER_SNAPSHOT`` examples of the train split at every snapshot). Only the train split is
 read; the validation W1 at T is printed after each stage. The result is
-runs/paper-1d/paper-1d.safetensors (+ .json) and runs/paper-1d/log.json.
+runs/field-energy-1d/field-energy-1d.safetensors (+ .json) and its log.json.
 """
 
 from __future__ import annotations
@@ -70,7 +74,14 @@ def main():
     print("stage 2 validation W1 at T (q, p):", log["stage2_val_w1"], flush=True)
     model = model.to(dtype=torch.float64)
     zero_field_offset(model.V_net)  # V's constant only: the flow is unchanged
-    model.save(out / "paper-1d")
+    model.training_info = {
+        "objective": "field-energy + force matching", "supervised_times": [0.2, 0.4, 0.6, 0.8, 1.0],
+        "init": "field-energy", "a_learned": False,
+        "recipe": {"window": log.get("window"), "per_snapshot": PER_SNAPSHOT,
+                   "iterations": ITERATIONS, "seed": SEED, "script": "scripts/train_field_energy_1d.py"},
+        "data": str(data), "device": "cpu",
+    }
+    model.save(out / "field-energy-1d")
     log_path.write_text(json.dumps(log, indent=2) + "\n")
     print(log)
 

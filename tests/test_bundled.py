@@ -1,4 +1,4 @@
-"""The bundled "paper-1d" model: loads from the package and tracks PIC on unseen examples."""
+"""The bundled models load from the package and track PIC on unseen examples."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import torch
 import fastvp
 
 
-def test_bundled_model_loads_and_matches_pic_on_unseen_examples():
-    model = fastvp.Surrogate.load("paper-1d").to(dtype=torch.float32)
+def test_field_energy_model_loads_and_matches_pic_on_unseen_examples():
+    model = fastvp.Surrogate.load("field-energy-1d").to(dtype=torch.float32)
+    assert model.training_info["objective"] == "field-energy + force matching"
+    assert model.training_info["a_learned"] is False and model.a.item() == 1.0
     assert abs(model.a.item() - 1) < 0.05
     batch = fastvp.initial_conditions(32, seed=12345)  # not a training seed
     traj = fastvp.simulate(batch)

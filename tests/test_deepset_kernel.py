@@ -131,7 +131,7 @@ def test_kernel_runs_the_bundled_model(dtype):
     ~250, where exp(z) overflows): the kernel's stable softplus must still agree."""
     import fastvp
 
-    model = fastvp.Surrogate.load("paper-1d").to(dtype=dtype)
+    model = fastvp.Surrogate.load("field-energy-1d").to(dtype=dtype)
     with torch.no_grad():
         q, p = model.sample(0.6, fastvp.initial_conditions(2, seed=9).to(dtype=dtype))
         a2 = model.a[0] ** 2
