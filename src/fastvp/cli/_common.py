@@ -68,6 +68,8 @@ hidden              int    hidden width (Deep Set H; baseline: its MLPs' width, 
 curriculum_steps    int    train with this K first (cheaper), then with --steps
 curriculum_fraction float  fraction of the optimiser steps run with --curriculum-steps
 init_scale          float  V's output weights start at this multiple of torch's initialisation
+lr_pool             float  learning-rate factor of phi's second layer (W2, b2): ~1/N
+lr_phi0             float  learning-rate factor of phi's first layer (w1, b1)
 val_examples        int    validation examples whose NLL is scored each epoch (default: all)
 val_w1_examples     int    validation examples whose W1 at T is scored each epoch
 snapshots           bool   also supervise the intermediate snapshots

@@ -15,7 +15,7 @@ LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_r
                    "checkpoint_every", "max_bad_steps")
 #: PDE-NHF's own settings as flags.
 NHF_FLAGS = flags("steps", "hidden", "curriculum_steps", "curriculum_fraction", "init_scale",
-                  "val_examples", "val_w1_examples", "snapshots")
+                  "lr_pool", "lr_phi0", "val_examples", "val_w1_examples", "snapshots")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -49,6 +49,10 @@ class TrainConfig(LoopConfig):
     fraction of the optimiser steps first (fewer leapfrog steps: cheaper), then K = steps.
     init: "random" (torch's initialisation, seeded); init_scale: V's output weights start
     at this multiple of it (0: V = 0, the flow starts at free streaming).
+    lr_pool, lr_phi0: learning-rate factors of phi's second layer (W2, b2) and first layer
+    (w1, b1). The pooled sum s = W2 sum_i softplus(w1 y_i + b1) + N b2 grows with the N
+    particles, so an Adam step of size lr on W2 or b2 moves s about N times more than the
+    same step elsewhere moves its layer's output: lr_pool ~ 1 / N evens that out.
     method: "fast" (hand-derived backward) or "compiled" (the same under torch.compile).
     val_examples: cap on the validation examples whose NLL is scored each epoch (None: all);
     val_w1_examples: validation examples whose W1 at T is scored each epoch (the kept epoch
@@ -62,6 +66,8 @@ class TrainConfig(LoopConfig):
     curriculum_fraction: float = 0.0
     init: str = "random"
     init_scale: float = 1.0
+    lr_pool: float = 1.0
+    lr_phi0: float = 1.0
     method: str = "fast"
     val_examples: int | None = None
     val_w1_examples: int = 512
@@ -75,6 +81,8 @@ class TrainConfig(LoopConfig):
             check.optional(check.integer, name, getattr(self, name), 1)
         check.number("curriculum_fraction", self.curriculum_fraction, 0, 1)
         check.number("init_scale", self.init_scale, 0)
+        check.positive("lr_pool", self.lr_pool)
+        check.positive("lr_phi0", self.lr_phi0)
         check.choice("init", self.init, INITS)
         if self.method not in PULLBACK_METHODS or self.method == "autograd":
             raise ValueError(f"method must be 'fast' or 'compiled', got {self.method!r}")
@@ -85,7 +93,8 @@ class TrainConfig(LoopConfig):
         """The paper's recipe: float64, Adam at a constant 3e-4, batch 128, 200 epochs, K = 25."""
         return cls(**{**dict(epochs=200, batch_size=128, lr=3e-4, steps=25, dtype=torch.float64,
                              warmup=0, schedule="constant", clip=None, curriculum_steps=None,
-                             curriculum_fraction=0.0, init="random", init_scale=1.0), **changes})
+                             curriculum_fraction=0.0, init="random", init_scale=1.0, lr_pool=1.0,
+                             lr_phi0=1.0, clip=None), **changes})
 
     def leapfrog_steps(self, step: int, total: int) -> int:
         """K at optimiser step `step` of `total` (the curriculum, then `steps`)."""
@@ -222,12 +231,26 @@ class NHFTrainer:
         self.model.to(device=device, dtype=dtype)
         self.n_train = self.train_set.n
         self.settings = config.to_dict()
+        from ..data import Dataset, dataset_fingerprint
+
+        self.data = dataset_fingerprint(ds) if isinstance(ds, Dataset) else None  # resume checks it
 
     def objective(self) -> torch.nn.Module:
         return _Objective(self.model, self.train_set, self.config.method)
 
     def param_groups(self) -> list[dict]:
-        return [{"params": list(self.model.parameters())}]
+        """Adam's groups: phi.0 and phi.2 at their lr factors, the rest (a included) at lr.
+
+        One group when both factors are 1 (as before the factors existed: old checkpoints
+        resume unchanged)."""
+        cfg, V = self.config, self.model.V_net
+        if cfg.lr_pool == 1.0 and cfg.lr_phi0 == 1.0:
+            return [{"params": list(self.model.parameters())}]
+        phi0, pool = list(V.phi[0].parameters()), list(V.phi[2].parameters())
+        special = {id(p) for p in phi0 + pool}
+        rest = [p for p in self.model.parameters() if id(p) not in special]
+        return [{"params": phi0, "lr": cfg.lr * cfg.lr_phi0},
+                {"params": pool, "lr": cfg.lr * cfg.lr_pool}, {"params": rest, "lr": cfg.lr}]
 
     def before_step(self, step: int, total: int) -> None:
         self.model.steps = self.config.leapfrog_steps(step, total)
@@ -260,7 +283,7 @@ class NHFTrainer:
         kept = history[-1]["kept"] if history else None
         return {"objective": "likelihood", "supervised_times": times,
                 "init": "model" if getattr(self, "started_from", None) else cfg.init,
-                "recipe": cfg.to_dict(), "data": str(self.ds.path),
+                "recipe": cfg.to_dict(), "data": str(self.ds.path), "data_fingerprint": self.data,
                 "epochs": len(history), "kept_epoch": kept,
                 "wall_hours": (history[-1]["elapsed"] / 3600) if history else 0.0,
                 "device": _device_name(next(self.model.parameters()).device)}
@@ -288,7 +311,8 @@ def migrate(ck: dict) -> dict | None:
         return None
     old = dict(ck["config"])
     legacy = TrainConfig(**{k: v for k, v in old.items() if k in TrainConfig.__dataclass_fields__},
-                         warmup=0, clip=None, curriculum_steps=None, init_scale=1.0)
+                         warmup=0, clip=None, curriculum_steps=None, init_scale=1.0, lr_pool=1.0,
+                         lr_phi0=1.0)
     history, elapsed = [], 0.0
     for row in ck["history"]:
         elapsed += row.get("seconds", 0.0)
