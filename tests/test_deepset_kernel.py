@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton, fused_grad
 from fastvp.kernels.deepset_leapfrog import deepset_leapfrog as _deepset_leapfrog
-from fastvp.kernels.deepset_leapfrog import fused_grad
 
 from fastvp.surrogate.flow import (
     integrate,
@@ -19,7 +19,13 @@ from fastvp.surrogate.flow import (
     leapfrog_blocked,
     leapfrog_unmerged,
 )
-from fastvp.surrogate.potential import SOFTPLUS_THRESHOLD, DeepSet, grad_autograd, grad_nograd
+from fastvp.surrogate.potential import (
+    SOFTPLUS_THRESHOLD,
+    DeepSet,
+    closed_form_grad,
+    grad_autograd,
+    grad_nograd,
+)
 
 
 def deepset_leapfrog(q, p, weights, a2, dt, steps):
@@ -197,3 +203,72 @@ def test_kernel_launcher_rejects_bad_inputs():
         deepset_leapfrog(q, p[:, :5], w, 1.0, 0.1, 1)
     with pytest.raises(ValueError, match="W2"):
         deepset_leapfrog(q, p, w._replace(W2=w.W2[:4]), 1.0, 0.1, 1)
+
+
+@pytest.mark.parametrize("per_program", [1, 2, 16])
+def test_kernel_examples_per_program_do_not_change_the_flow(per_program):
+    """Programs of 1, 2 (the last one short) or all examples: the same flow as torch's."""
+    net = make_net(16, torch.float64)
+    q, p = make_state(5, 21, torch.float64)
+    with torch.no_grad():
+        qk, pk = _deepset_leapfrog(q, p, net.weights(), 0.9, 0.1, 3,
+                                   threshold=SOFTPLUS_THRESHOLD, per_program=per_program)
+        qt, pt = leapfrog(q, p, net.grad, 0.9, 0.1, 3)
+    assert rel_err(qk, qt) < 1e-10
+    assert rel_err(pk, pt) < 1e-10
+
+
+# ---------------------------------------------------------------------------- training step
+
+GRAD_TOL = {torch.float64: 1e-9, torch.float32: 2e-4}
+
+
+def _grad_and_vjp(fn, net, q, v):
+    """dV/dq and the gradients of <dV/dq, v> in q and in the weights' parameters."""
+    leaves = [net.phi[0].weight, net.phi[0].bias, net.phi[2].weight, net.phi[2].bias,
+              net.rho[0].weight, net.rho[0].bias, net.rho[2].weight]
+    x = q.clone().requires_grad_(True)
+    force = fn(x, net.weights())
+    return force.detach(), torch.autograd.grad((force * v).sum(), [x, *leaves])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("n,hidden", [(13, 8), (64, 32)])
+def test_fused_training_gradient_matches_the_hand_derived_torch_backward(dtype, n, hidden):
+    net = make_net(hidden, dtype)
+    q, _ = make_state(3, n, dtype)
+    v = torch.randn(3, n, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    v = v.to(dtype)
+    assert crosses_threshold(net, q) == (True, True)
+    got = _grad_and_vjp(lambda x, w: closed_form_grad_triton(x, w, threshold=SOFTPLUS_THRESHOLD),
+                        net, q, v)
+    want = _grad_and_vjp(lambda x, w: closed_form_grad(x, w, kernels="torch"), net, q, v)
+    assert rel_err(got[0], want[0]) < TOL[dtype]
+    for a, b in zip(got[1], want[1], strict=True):   # dq, then w1, b1, W2, b2, W3, b3, w4
+        assert rel_err(a, b) < GRAD_TOL[dtype]
+
+
+def test_closed_form_grad_takes_the_triton_path_when_asked_and_torch_on_cpu_by_default():
+    net = make_net(8, torch.float64)
+    q, _ = make_state(2, 12, torch.float64)
+    x = q.clone().requires_grad_(True)
+    assert closed_form_grad(x, net.weights(), kernels="triton").grad_fn.name().startswith(
+        "_TritonClosedFormGrad")
+    assert "_ClosedFormGrad" in closed_form_grad(x, net.weights()).grad_fn.name()
+
+
+def test_fused_training_pullback_matches_torch_through_all_steps():
+    """A whole training pullback (K = 3 leapfrog steps, dt < 0) differentiated through the
+    Triton gradient: the loss's parameter gradients equal the torch path's (float64)."""
+    net = make_net(16, torch.float64)
+    q, p = make_state(2, 20, torch.float64)
+
+    def grads(kernels):
+        net.zero_grad(set_to_none=True)
+        q0, p0 = leapfrog(q, p, lambda x: closed_form_grad(x, net.weights(), kernels=kernels),
+                          0.95, -0.2, 3)
+        ((q0 - 64.0).square().sum() + p0.square().sum()).backward()
+        return [t.grad.clone() for t in net.parameters() if t.grad is not None]
+
+    for a, b in zip(grads("triton"), grads("torch"), strict=True):
+        assert rel_err(a, b) < 1e-9

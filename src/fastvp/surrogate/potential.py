@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import validation as check
+from ..backend import use_triton
 
 #: torch's Softplus returns z itself above this threshold (beta = 1): its slope there is 1.
 SOFTPLUS_THRESHOLD = 20.0
@@ -290,13 +291,20 @@ class _ClosedFormGrad(torch.autograd.Function):
         return (None, torch.cat(dqs), *total)
 
 
-def closed_form_grad(q: torch.Tensor, weights: DeepSetWeights, compile: bool = False) -> torch.Tensor:
+def closed_form_grad(q: torch.Tensor, weights: DeepSetWeights, compile: bool = False,
+                     kernels: str | None = None) -> torch.Tensor:
     """dV/dq [B, N] of q [B, N], differentiable once in q and in the weights.
 
     Its backward (``grad_block_backward``) costs about two forward evaluations and stores
     no [B, N, H] intermediates. compile=True fuses the [b, N, H] work of each block with
-    torch.compile (the first call compiles).
+    torch.compile (the first call compiles). Where ``fastvp.backend.use_triton(q, kernels)``
+    (CUDA by default) and not compile, the Triton twin of both directions runs instead
+    (``fastvp.kernels.deepset_leapfrog.closed_form_grad_triton``).
     """
+    if not compile and use_triton(q, kernels):
+        from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton
+
+        return closed_form_grad_triton(q, weights, threshold=SOFTPLUS_THRESHOLD)
     return _ClosedFormGrad.apply(compile, q, *weights)
 
 
