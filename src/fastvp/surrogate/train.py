@@ -94,7 +94,7 @@ class TrainConfig(LoopConfig):
         return cls(**{**dict(epochs=200, batch_size=128, lr=3e-4, steps=25, dtype=torch.float64,
                              warmup=0, schedule="constant", clip=None, curriculum_steps=None,
                              curriculum_fraction=0.0, init="random", init_scale=1.0, lr_pool=1.0,
-                             lr_phi0=1.0, clip=None), **changes})
+                             lr_phi0=1.0), **changes})
 
     def leapfrog_steps(self, step: int, total: int) -> int:
         """K at optimiser step `step` of `total` (the curriculum, then `steps`)."""
