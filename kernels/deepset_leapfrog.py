@@ -177,14 +177,18 @@ def _zmax(ymin, ymax, a, c):
 @triton.jit
 def _softplus_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr, b1_ptr,
                    scr_ptr, H, BH: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr,
-                   FAST: tl.constexpr):
-    """S_k = sum_i softplus(z_ik) for every unit k, written to scr_ptr[0:H]."""
+                   FAST: tl.constexpr, CLIP: tl.constexpr):
+    """S_k = sum_i softplus(z_ik) for every unit k, written to scr_ptr[0:H]. CLIP = 1 takes
+    the threshold branch only in the tiles whose largest z may pass it."""
     for k0 in range(0, H, BH):
         kk = k0 + tl.arange(0, BH)
         mk = kk < H
         a = tl.load(w1_ptr + kk, mask=mk, other=0.0) * lg
         c = tl.load(b1_ptr + kk, mask=mk, other=0.0) * lg
-        if tl.max(_zmax(ymin, ymax, a, c), axis=0) > T2:
+        if CLIP != 1:  # 0: never past the threshold, 2: always (the cost model's bounds)
+            S = _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, CLIP == 2, EVEN, EXACT,
+                           FAST)
+        elif tl.max(_zmax(ymin, ymax, a, c), axis=0) > T2:
             S = _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, True, EVEN, EXACT, FAST)
         else:
             S = _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, False, EVEN, EXACT, FAST)
@@ -284,7 +288,7 @@ def _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2, ok3, a0, c0, u
 @triton.jit
 def _sigma_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr, b1_ptr, u_ptr,
                 H, CH: tl.constexpr, BQ: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr,
-                FAST: tl.constexpr):
+                FAST: tl.constexpr, CLIP: tl.constexpr):
     """mG_i = sum_k u_k / (1 + e^{z_ik}) for the four chunks (u read from u_ptr): 4 x [CH]."""
     acc0 = tl.zeros([CH, BQ], dtype=y0.dtype)
     acc1 = tl.zeros([CH, BQ], dtype=y0.dtype)
@@ -297,7 +301,11 @@ def _sigma_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr, 
         a3, c3, u3 = _units(w1_ptr, b1_ptr, u_ptr, k0 + 3 * BQ, lg, H, BQ)
         zmax = tl.maximum(tl.maximum(_zmax(ymin, ymax, a0, c0), _zmax(ymin, ymax, a1, c1)),
                           tl.maximum(_zmax(ymin, ymax, a2, c2), _zmax(ymin, ymax, a3, c3)))
-        if tl.max(zmax, axis=0) > T2:
+        if CLIP != 1:  # 0: never past the threshold, 2: always (the cost model's bounds)
+            acc0, acc1, acc2, acc3 = _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2,
+                                            ok3, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3,
+                                            T2, CLIP == 2, EVEN, EXACT, FAST)
+        elif tl.max(zmax, axis=0) > T2:
             acc0, acc1, acc2, acc3 = _quad4(acc0, acc1, acc2, acc3, y0, y1, y2, y3, ok0, ok1, ok2,
                                             ok3, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3,
                                             T2, True, EVEN, EXACT, FAST)
@@ -362,11 +370,11 @@ def _centre_force(m0, m1, m2, m3, ok0, ok1, ok2, ok3, n_f):
 
 @triton.jit
 def _force(q_ptr, u_ptr, n, n_f, lg, T2, w1_ptr, b1_ptr, H, CH: tl.constexpr, BQ: tl.constexpr,
-           EVEN: tl.constexpr, EXACT: tl.constexpr, FAST: tl.constexpr):
+           EVEN: tl.constexpr, EXACT: tl.constexpr, FAST: tl.constexpr, CLIP: tl.constexpr):
     """dV/dq of one example given its u (pass 3): 4 x [CH], zero off the masks."""
     y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax = _centred(q_ptr, n, n_f, CH)
     m0, m1, m2, m3 = _sigma_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr,
-                                 b1_ptr, u_ptr, H, CH, BQ, EVEN, EXACT, FAST)
+                                 b1_ptr, u_ptr, H, CH, BQ, EVEN, EXACT, FAST, CLIP)
     return _centre_force(m0, m1, m2, m3, ok0, ok1, ok2, ok3, n_f)
 
 
@@ -386,7 +394,8 @@ def _leapfrog_kernel(q_ptr, p_ptr, force_ptr, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3
                      CH: tl.constexpr, BLOCK_H: tl.constexpr, BH: tl.constexpr,
                      BQ: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                      M: tl.constexpr, THRESHOLD: tl.constexpr, STORE_FORCE: tl.constexpr, EVEN: tl.constexpr,
-                     EXACT: tl.constexpr, FAST: tl.constexpr, PREC: tl.constexpr):
+                     EXACT: tl.constexpr, FAST: tl.constexpr, PREC: tl.constexpr,
+                     CLIP: tl.constexpr):
     """K merged-kick leapfrog steps, in place on q, p [B, N], for `per_program` (<= M)
     examples per program: per gradient, pass 1 example by example, the mat-mats of all of
     them at once (``_rho_dots``), pass 3 and the kick/drift example by example."""
@@ -405,7 +414,7 @@ def _leapfrog_kernel(q_ptr, p_ptr, force_ptr, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3
             row = (first + m).to(tl.int64) * n
             y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax = _centred(q_ptr + row, n, n_f, CH)
             _softplus_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, T2, w1_ptr,
-                           b1_ptr, scr + m * BLOCK_H, H, BH, EVEN, EXACT, FAST)
+                           b1_ptr, scr + m * BLOCK_H, H, BH, EVEN, EXACT, FAST, CLIP)
         tl.debug_barrier()
         _rho_dots(scr, n_f, w1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H, M, BLOCK_H, BN,
                   BK, THRESHOLD, PREC)
@@ -416,7 +425,7 @@ def _leapfrog_kernel(q_ptr, p_ptr, force_ptr, w1_ptr, b1_ptr, W2_ptr, b2_ptr, W3
         for m in range(count):
             row = (first + m).to(tl.int64) * n
             f0, f1, f2, f3 = _force(q_ptr + row, scr + (2 * M + m) * BLOCK_H, n, n_f, lg, T2,
-                                    w1_ptr, b1_ptr, H, CH, BQ, EVEN, EXACT, FAST)
+                                    w1_ptr, b1_ptr, H, CH, BQ, EVEN, EXACT, FAST, CLIP)
             if STORE_FORCE:
                 _store_chunks(force_ptr + row, n, f0, f1, f2, f3, CH)
             if steps > 0:
@@ -437,7 +446,8 @@ def _blocks(n: int, hidden: int, dtype: torch.dtype) -> dict:
     f32 = dtype == torch.float32
     return dict(CH=ch, BLOCK_H=block_h, BH=min(block_h, 32 if f32 else 16),
                 BQ=min(block_h, 8 if f32 else 4), BN=64, BK=16, M=EXAMPLES_PER_PROGRAM,
-                EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", num_warps=8)
+                EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", CLIP=1,
+                num_warps=8)
 
 
 def _per_program(n_examples: int, device: torch.device) -> int:
@@ -551,26 +561,26 @@ def fused_grad(q: torch.Tensor, weights, *, threshold: float) -> torch.Tensor:
 @triton.jit
 def _pool_kernel(q_ptr, S_ptr, w1_ptr, b1_ptr, scal_ptr, n, H, CH: tl.constexpr,
                  BH: tl.constexpr, THRESHOLD: tl.constexpr, EVEN: tl.constexpr,
-                 EXACT: tl.constexpr, FAST: tl.constexpr):
+                 EXACT: tl.constexpr, FAST: tl.constexpr, CLIP: tl.constexpr):
     """S[b] = sum_i softplus(w1 y_i + b1) of example b: q [B, N] -> S [B, H]."""
     b = tl.program_id(0).to(tl.int64)
     n_f = tl.load(scal_ptr)
     lg = tl.load(scal_ptr + 1)
     y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax = _centred(q_ptr + b * n, n, n_f, CH)
     _softplus_sums(y0, y1, y2, y3, ok0, ok1, ok2, ok3, ymin, ymax, lg, THRESHOLD * lg, w1_ptr,
-                   b1_ptr, S_ptr + b * H, H, BH, EVEN, EXACT, FAST)
+                   b1_ptr, S_ptr + b * H, H, BH, EVEN, EXACT, FAST, CLIP)
 
 
 @triton.jit
 def _force_kernel(q_ptr, u_ptr, force_ptr, w1_ptr, b1_ptr, scal_ptr, n, H, CH: tl.constexpr,
                   BQ: tl.constexpr, THRESHOLD: tl.constexpr, EVEN: tl.constexpr,
-                  EXACT: tl.constexpr, FAST: tl.constexpr):
+                  EXACT: tl.constexpr, FAST: tl.constexpr, CLIP: tl.constexpr):
     """dV/dq[b] = G - mean G, G_i = sum_k u_k sigma(z_ik): q, u -> force [B, N]."""
     b = tl.program_id(0).to(tl.int64)
     n_f = tl.load(scal_ptr)
     lg = tl.load(scal_ptr + 1)
     f0, f1, f2, f3 = _force(q_ptr + b * n, u_ptr + b * H, n, n_f, lg, THRESHOLD * lg, w1_ptr,
-                            b1_ptr, H, CH, BQ, EVEN, EXACT, FAST)
+                            b1_ptr, H, CH, BQ, EVEN, EXACT, FAST, CLIP)
     _store_chunks(force_ptr + b * n, n, f0, f1, f2, f3, CH)
 
 
@@ -674,7 +684,7 @@ def _row_launch(kernel, q, *tensors, n, hidden, threshold, **const):
     blocks = _blocks(n, hidden, q.dtype)
     scal = torch.tensor([float(n), LOG2E], dtype=q.dtype, device=q.device)
     keep = {k: blocks[k] for k in ("CH", "EVEN") if k in kernel.arg_names}
-    keep.update({k: blocks[k] for k in ("BH", "BQ", "EXACT") if k in kernel.arg_names})
+    keep.update({k: blocks[k] for k in ("BH", "BQ", "EXACT", "CLIP") if k in kernel.arg_names})
     if "FAST" in kernel.arg_names:
         keep["FAST"] = _fast(q)
     kernel[(q.shape[0],)](q, *tensors, scal, n, hidden, THRESHOLD=float(threshold),
