@@ -91,14 +91,28 @@ def default_threads() -> int:
     torch's intra-op threads wait for each other at the end of every op; when another
     process holds a core, a thread that loses its core stalls them all (a training step
     at 2 threads went from 2 s to 25-114 s beside a second job, and held 1.6-1.9 s at 1
-    thread). So the default counts the cores minus the 1-minute load average (rounded).
+    thread; ``benchmarks/test_threads.py``). So the default counts the cores minus the
+    other processes' demand: the larger of the 1-minute load average and the processes
+    runnable right now besides this one (``/proc/loadavg``; the average lags a job that
+    just started by a minute), rounded.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     try:
         load = os.getloadavg()[0]
     except OSError:  # pragma: no cover - platforms without a load average
         load = 0.0
-    return max(1, min(cores or 1, round((cores or 1) - load)))
+    return max(1, min(cores, round(cores - max(load, _runnable_others()))))
+
+
+def _runnable_others() -> int:
+    """Threads runnable now on the machine, less the one reading (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - 1)
 
 
 @contextlib.contextmanager

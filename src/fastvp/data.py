@@ -3,8 +3,11 @@
 A folder holds one float64 ``.npy`` file per snapshot and variable, named by the step
 number: ``Q00.npy, P00.npy, Q05.npy, P05.npy, ..., Q25.npy, P25.npy`` ([n, N]) and
 ``Cond.npy`` ([n, 2] = sigma_q, sigma_p). fastvp adds ``metadata.json`` (config, scheme,
-seed, version); folders without it (the official generator's) are read with the paper
-preset. Generation fills temporary files chunk by chunk, records its progress once the
+seed, split, version and their fingerprint); a folder without it is read as the
+official generator's output (the paper preset, its scheme) only if it holds exactly
+their files, Q00.npy ... Q25.npy, P00.npy ... P25.npy every 5 steps and Cond.npy.
+``dataset_fingerprint(ds)`` says what made a dataset, for the checks of a resumed
+training run. Generation fills temporary files chunk by chunk, records its progress once the
 rows are synced to disk, and renames the files into place only when all are complete: a
 folder shows complete files or none, and a killed run resumes where it stopped with the
 same bytes, with any chunk size and any number of torch.distributed ranks.
@@ -12,11 +15,9 @@ same bytes, with any chunk size and any number of torch.distributed ranks.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ import torch
 from . import validation as check
 from .backend import resolve_device
 from .config import PAPER_SPLIT, PICConfig
-from .files import atomic_write_text, fsync_dir
+from .files import atomic_write_text, check_free_space, check_writable, digest, fsync_dir
 
+FORMAT = "fastvp-dataset/1"
 SPLITS = ("train", "val", "test")
 METADATA = "metadata.json"
 PROGRESS = ".progress.json"
@@ -68,6 +70,57 @@ def split_sizes(n: int) -> tuple[int, int, int]:
     return n_train, n_val, n - n_train - n_val
 
 
+#: What a dataset's fingerprint is made of, in the order a difference is told.
+FINGERPRINT_FIELDS = ("layout", "format", "interaction", "scheme", "seed", "n_examples", "rows",
+                      "split", "config", "content")
+
+
+def recipe_digest(meta: dict) -> str:
+    """The fingerprint of a fastvp generation: a digest of its format, config, seed,
+    number of examples and split (``metadata.json`` holds it as "fingerprint")."""
+    return digest({k: meta.get(k) for k in ("format", "config", "seed", "n_examples", "split")})
+
+
+def dataset_fingerprint(ds: Dataset) -> dict:
+    """What made the examples of `ds`: its layout and format, physics (config, scheme,
+    interaction), seed, number of examples, split, and the rows of the folder it covers.
+
+    A folder of the authors' layout has no seed: the SHA-256 of its Cond.npy stands for
+    it ("content"). "digest" condenses all of it; "path" says where it was read (not part
+    of the digest: a moved folder is the same data).
+    """
+    import hashlib
+
+    meta = ds.metadata
+    start, stop, _ = ds.indices.indices(ds._total())
+    out = {"layout": "fastvp" if meta else "authors", "format": meta.get("format", "authors"),
+           "interaction": ds.config.interaction, "scheme": ds.config.scheme,
+           "seed": meta.get("seed"), "n_examples": ds._total(), "rows": [start, stop],
+           "split": dict(zip(SPLITS, split_sizes(ds._total()))), "config": ds.config.to_dict()}
+    if not meta:
+        out["content"] = hashlib.sha256((Path(ds.path) / "Cond.npy").read_bytes()).hexdigest()[:16]
+    out["digest"] = digest(out)
+    return {**out, "path": str(ds.path)}
+
+
+def fingerprint_difference(a: dict, b: dict, names: tuple[str, str] = ("a", "b")) -> list[str]:
+    """What differs between two dataset fingerprints, each value after its name:
+    ["interaction: run electrostatic, data gravitational", ...] for names ("run", "data");
+    config fields one by one. Empty when they agree."""
+    def told(key, x, y) -> str:
+        return f"{key}: {names[0]} {x}, {names[1]} {y}"
+
+    out = []
+    for key in FINGERPRINT_FIELDS:
+        x, y = a.get(key), b.get(key)
+        if key == "config" and isinstance(x, dict) and isinstance(y, dict):
+            out += [told(k, x.get(k), y.get(k)) for k in sorted(set(x) | set(y))
+                    if x.get(k) != y.get(k) and k not in ("scheme", "interaction")]
+        elif x != y:
+            out.append(told(key, x, y))
+    return out
+
+
 def _atomic_json(path: Path, obj: dict) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
@@ -93,6 +146,11 @@ class Dataset:
     @property
     def times(self) -> list[float]:
         return [s * self.config.dt for s in self.steps]
+
+    @property
+    def layout(self) -> str:
+        """"fastvp" (with metadata.json) or "authors" (their generator's files alone)."""
+        return "fastvp" if self.metadata else "authors"
 
     def __len__(self) -> int:
         start, stop, _ = self.indices.indices(self._total())
@@ -179,17 +237,40 @@ def load_dataset(path) -> Dataset:
         raise FileNotFoundError(f"dataset folder {str(path)!r} does not exist")
     if (path / PROGRESS).exists():
         raise ValueError(f"dataset folder {str(path)!r} is an unfinished generation: resume it first")
+    metadata, config = _read_metadata(path)
+    steps = _snapshot_steps(path, metadata, config)
+    cond, ref = _check_arrays(path, steps)
+    if metadata:
+        expected = (metadata.get("n_examples", cond.shape[0]), config.n_particles)
+        if ref != expected:
+            raise ValueError(f"arrays of {str(path)!r} have shape {ref}, its metadata says "
+                             f"(n_examples, n_particles) = {expected}")
+    elif ref[1] != config.n_particles:
+        config = config.replace(n_particles=ref[1])
+    return Dataset(path, config, steps, slice(0, cond.shape[0]), metadata)
+
+
+#: The authors' generator writes these snapshot steps (the paper preset's).
+AUTHORS_STEPS = PICConfig().snapshot_steps
+
+
+def _read_metadata(path: Path) -> tuple[dict, PICConfig]:
+    """(metadata, config) of a folder: its metadata.json, else ({}, the authors' setup)."""
     meta_path = path / METADATA
-    if meta_path.exists():
-        try:
-            metadata = json.loads(meta_path.read_text())
-            config = PICConfig.from_dict(metadata["config"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{str(meta_path)!r} is not a fastvp metadata file: {exc}") from exc
-    else:
-        metadata = {}
-        config = PICConfig(scheme="official")
-    found = {}
+    if not meta_path.exists():
+        return {}, PICConfig(scheme="official")
+    try:
+        metadata = json.loads(meta_path.read_text())
+        config = PICConfig.from_dict(metadata["config"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{str(meta_path)!r} is not a fastvp metadata file: {exc}") from exc
+    return metadata, config
+
+
+def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> list[int]:
+    """The snapshot steps of the folder's Q??.npy / P??.npy files, checked against its
+    metadata, or (no metadata) against the authors' layout."""
+    found: dict[int, set] = {}
     for f in path.iterdir():
         m = re.fullmatch(r"([QP])(\d+)\.npy", f.name)
         if m:
@@ -197,14 +278,30 @@ def load_dataset(path) -> Dataset:
     if not found:
         raise ValueError(f"dataset folder {str(path)!r} holds no Q??.npy / P??.npy arrays")
     steps = sorted(found)
+    names = {_name(v, s) for s in steps for v in "QP" if v in found[s]}
+    if (path / "Cond.npy").exists():
+        names.add("Cond.npy")
+    if not metadata:
+        wanted = {_name(v, s) for s in AUTHORS_STEPS for v in "QP"} | {"Cond.npy"}
+        if names != wanted:
+            raise ValueError(
+                f"dataset folder {str(path)!r} has no {METADATA} and is not in the authors' layout "
+                f"(Q00.npy ... Q25.npy, P00.npy ... P25.npy every 5 steps, Cond.npy): missing "
+                f"{sorted(wanted - names)}, unexpected {sorted(names - wanted)}")
     missing = [_name(v, s) for s in steps for v in "QP" if v not in found[s]]
-    if not (path / "Cond.npy").exists():
+    if "Cond.npy" not in names:
         missing.append("Cond.npy")
     if missing:
         raise ValueError(f"dataset folder {str(path)!r} is missing {missing}")
-    if meta_path.exists() and steps != config.snapshot_steps:
+    if metadata and steps != config.snapshot_steps:
         raise ValueError(f"dataset folder {str(path)!r} holds steps {steps}, its metadata says "
                          f"{config.snapshot_steps}")
+    return steps
+
+
+def _check_arrays(path: Path, steps: list[int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """(Cond.npy, the [n, N] shape of every Q/P array), once all are readable float arrays
+    of one shape, n >= 1 examples of N >= 1 particles."""
     arrays = {}
     for name in [_name(v, s) for s in steps for v in "QP"] + ["Cond.npy"]:
         try:
@@ -227,14 +324,7 @@ def load_dataset(path) -> Dataset:
         raise ValueError(f"dataset folder {str(path)!r} holds no examples or no particles: shape {ref}")
     if dtypes:
         raise ValueError(f"arrays of {str(path)!r} must hold floating-point numbers, got {dtypes}")
-    if metadata:
-        expected = (metadata.get("n_examples", cond.shape[0]), config.n_particles)
-        if ref != expected:
-            raise ValueError(f"arrays of {str(path)!r} have shape {ref}, its metadata says "
-                             f"(n_examples, n_particles) = {expected}")
-    elif ref[1] != config.n_particles:
-        config = config.replace(n_particles=ref[1])
-    return Dataset(path, config, steps, slice(0, cond.shape[0]), metadata)
+    return cond, ref
 
 
 # ---------------------------------------------------------------------------- writing
@@ -253,16 +343,19 @@ _OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|metadata\.json|\.progress(?:\.ran
 def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
     from ._version import __version__
 
-    return {
-        "format": "fastvp-dataset/1",
+    plan = {
+        "format": FORMAT,
         "fastvp_version": __version__,
         "n_examples": n_examples,
         "seed": seed,
         "scheme": config.scheme,
+        "interaction": config.interaction,
         "config": config.to_dict(),
         "files": [_name(v, s) for s in config.snapshot_steps for v in "QP"] + ["Cond.npy"],
         "split": dict(zip(SPLITS, split_sizes(n_examples))),
     }
+    plan["fingerprint"] = recipe_digest(plan)
+    return plan
 
 
 def _shape(plan: dict, name: str) -> tuple[int, int]:
@@ -362,13 +455,6 @@ def _create_npy(path: Path, shape: tuple[int, int]) -> None:
         fh.truncate(fh.tell() + 8 * shape[0] * shape[1])
 
 
-def _existing_parent(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists():
-        path = path.parent
-    return path
-
-
 def _wipe(out: Path) -> None:
     """Remove dataset files and leftovers of fastvp from `out`; other files are kept."""
     if out.is_dir():
@@ -378,11 +464,9 @@ def _wipe(out: Path) -> None:
 
 
 def _start(out: Path, plan: dict) -> None:
-    need = sum(8 * np.prod(_shape(plan, name)) for name in plan["files"])
-    free = shutil.disk_usage(_existing_parent(out)).free
-    if need > free:
-        raise OSError(errno.ENOSPC, f"out_dir {str(out)!r}: the dataset needs {need / 1e9:.2f} GB, "
-                      f"only {free / 1e9:.2f} GB are free")
+    need = int(sum(8 * np.prod(_shape(plan, name)) for name in plan["files"]))
+    check_free_space(out, need, "out_dir", f"the dataset ({plan['n_examples']} examples x "
+                     f"{len(plan['files'])} arrays)")
     out.mkdir(parents=True, exist_ok=True)
     _write_progress(out / PROGRESS, plan, [])  # first: from here on the folder reads as unfinished
     for name in plan["files"]:
@@ -594,14 +678,12 @@ def generate_dataset(
     """
     from . import distributed as dist
 
-    # Every argument is checked before anything touches the disk.
-    config, n_examples, seed, chunk, out, dev = _generation_args(
+    config, n_examples, seed, chunk, out, dev = _generation_args(  # all checked before any write
         out_dir, n_examples, config, seed, chunk_size, device, kernels)
     resume, overwrite = check.boolean("resume", resume), check.boolean("overwrite", overwrite)
     check.optional(check.boolean, "distributed", distributed)
     plan = _plan(n_examples, config, seed)
-    if distributed is None:
-        distributed = dist.is_initialized() or dist.launched()
+    distributed = (dist.is_initialized() or dist.launched()) if distributed is None else distributed
     created_group = distributed and not dist.is_initialized()
     if distributed:
         dist.init()
@@ -646,6 +728,7 @@ def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kern
     chunk = check.optional(check.integer, "chunk_size", chunk_size, 1) or 4096
     if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
         raise ValueError(f"out_dir must be a path, got {out_dir!r}")
+    check_writable(out_dir, "out_dir", "folder")
     if kernels is not None:
         check.choice("kernels", kernels, KERNEL_CHOICES)
     dev = resolve_device(device) if device is not None else torch.device("cpu")

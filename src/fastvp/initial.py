@@ -184,13 +184,14 @@ def initial_conditions(
     """Examples start .. start+n_examples-1 of the seeded Gaussian initial conditions.
 
     q_i ~ N(mu_q, sigma_q^2), p_i ~ N(mu_p, sigma_p^2), i = 1..N, independently;
-    sigma_q, sigma_p ~ U(sigma_range) per example unless given. Example i is the same
+    sigma_q ~ U(sigma_q_range), sigma_p ~ U(sigma_p_range) per example unless given. Example i is the same
     whatever `n_examples` and `start` select it: datasets can be drawn in chunks. Drawn in
     float64 on the CPU, then cast and moved.
 
     Args:
         n_examples: B, the number of examples.
-        config: the PICConfig giving N, mu_q, mu_p and sigma_range (default: the paper's).
+        config: the PICConfig giving N, mu_q, mu_p, sigma_q_range and sigma_p_range
+            (default: the paper's).
         seed: the random stream (an integer >= 0).
         sigma_q, sigma_p: a number or [B] values instead of the uniform draw.
         device, dtype: where the tensors live (float32 or float64).
@@ -230,9 +231,9 @@ def initial_conditions(
         zs.append(z[a:b])
     u = np.concatenate(us)
     z = np.concatenate(zs)
-    lo, hi = config.sigma_range
-    sq = sq_given if sq_given is not None else lo + (hi - lo) * u[:, 0]
-    sp = sp_given if sp_given is not None else lo + (hi - lo) * u[:, 1]
+    (lq, hq), (lp, hp) = config.sigma_q_range, config.sigma_p_range
+    sq = sq_given if sq_given is not None else lq + (hq - lq) * u[:, 0]
+    sp = sp_given if sp_given is not None else lp + (hp - lp) * u[:, 1]
     q = config.mu_q + sq[:, None] * z[:, 0]
     p = config.mu_p + sp[:, None] * z[:, 1]
 

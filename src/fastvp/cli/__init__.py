@@ -1,9 +1,10 @@
 """The ``fastvp`` command line: simulate | train | sample | evaluate | demo.
 
 One module per subcommand, each with ``add_parser(subparsers)`` and ``run(args)``;
-``_common`` holds what they share. A user error (a ValueError or a missing file) ends in
-one line on stderr naming the option and value, exit status 2; ``--debug`` shows the
-traceback instead.
+``_common`` holds what they share. A user error (a bad value, a path that cannot be read
+or written, a full disk: ValueError or OSError) ends in one line on stderr naming the
+option and value, exit status 2; ``--debug`` shows the traceback instead. A training run
+stopped by non-finite steps (FloatingPointError) ends in one line, exit status 1.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import sys
 
 from .._version import __version__
 from . import demo, evaluate, sample, simulate, train
-from ._common import check_threads, cli_message
+from ._common import OneLineParser, check_threads, cli_message, error_text
 
 COMMANDS = (simulate, train, sample, evaluate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="fastvp",
         description="Batched PIC for 1D Vlasov-Poisson and PDE-NHF, its Hamiltonian-flow surrogate.",
     )
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit status."""
+    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit status.
+
+    Errors of the command line itself (an unknown option, a value of the wrong type)
+    exit through argparse (SystemExit, status 2), with one line on stderr.
+    """
     args = build_parser().parse_args(argv)
     try:
         check_threads(args.threads)
@@ -39,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with threads_context(args.threads):
             return args.func(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:
         if args.debug:
             raise
-        print(f"fastvp {args.command}: error: {cli_message(str(exc))}", file=sys.stderr)
-        return 2
+        print(f"fastvp {args.command}: error: {cli_message(error_text(exc))}", file=sys.stderr)
+        return 1 if isinstance(exc, FloatingPointError) else 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,8 +17,44 @@ from ..backend import DTYPES
 #: Python words in error messages and the CLI words a user typed instead.
 CLI_WORDS = {
     "resume=True": "--resume", "overwrite=True": "--overwrite", "extrapolate=True": "--extrapolate",
-    "n_examples": "--examples", "out_dir": "--out", "chunk_size": "--chunk",
+    "allow_mismatch=True": "--allow-mismatch", "n_examples": "--examples", "out_dir": "--out",
+    "chunk_size": "--chunk", "name_or_path": "--model", "sigma_q_range": "--sigma-q-range",
+    "sigma_p_range": "--sigma-p-range", "sigma_range": "--sigma-range",
 }
+
+#: The rule of every command's default --dtype, and why.
+DTYPE_RULE = ("float64 for what a command writes as data (simulate, sample: the authors' "
+              "layout is float64 and samples are compared with PIC to round-off), float32 "
+              "for the network work that is trained or measured (train, evaluate, demo: "
+              "about twice as fast on CPUs; W1 is computed in float64 anyway)")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit status 2), naming the
+    option and value, with a pointer to --help instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message of an error as a user should read it: an OSError of the filesystem as
+    "<cause>: '<path>'" (without "[Errno N]"), anything else as its text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = [repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None]
+        return f"{exc.strerror}: {' -> '.join(paths)}" if paths else exc.strerror
+    return str(exc)
+
+
+def check_out(path, kind: str = "folder", suffix: str | None = None) -> None:
+    """--out: a `kind` ("folder" or "file", with `suffix`) that can be written; checked
+    before any work starts (ValueError naming --out, the value and the true cause)."""
+    from ..files import check_writable
+
+    if suffix is not None and not str(path).endswith(suffix):
+        raise ValueError(f"--out must name a {suffix} file, got {str(path)!r}")
+    check_writable(path, "--out", kind)
 
 
 @dataclass(frozen=True)
@@ -54,7 +91,9 @@ scheme              str    leapfrog, or the authors' generator step for step
 interaction         str    repelling charges (electrostatic) or attracting masses (gravitational)
 mu_q                float  mean initial position (default: L / 2)
 mu_p                float  mean initial momentum
-sigma_range         float  range LO HI of the per-example sigma_q and sigma_p
+sigma_range         float  range LO HI of the per-example sigma_q and sigma_p (both)
+sigma_q_range       float  LO HI of the per-example sigma_q (default: --sigma-range; sample: the model's)
+sigma_p_range       float  LO HI of the per-example sigma_p (default: --sigma-range; sample: the model's)
 epochs              int    passes over the training split
 batch_size          int    examples per optimiser step; under torchrun the global batch
 lr                  float  Adam's (peak) learning rate
@@ -83,7 +122,8 @@ def _table() -> dict[str, Flag]:
     types = {"int": int, "float": float, "str": str, "bool": bool}
     extra = {"scheme": dict(choices=SCHEMES), "interaction": dict(choices=INTERACTIONS),
              "schedule": dict(choices=SCHEDULES), "checkpoint_every": dict(metavar="STEPS"),
-             "sigma_range": dict(nargs=2, metavar=("LO", "HI"))}
+             **{name: dict(nargs=2, metavar=("LO", "HI"))
+                for name in ("sigma_range", "sigma_q_range", "sigma_p_range")}}
     out = {}
     for line in TABLE.strip().splitlines():
         name, kind, text = line.split(maxsplit=2)
@@ -99,11 +139,13 @@ def flags(*names: str) -> tuple[Flag, ...]:
 
 def add_flags(parser: argparse.ArgumentParser, flags: Iterable[Flag], defaults) -> None:
     """Declare `flags` on `parser`; their values stay unset (None) unless given, so that a
-    config made from them keeps its own defaults (and a resumed run its saved settings)."""
+    config made from them keeps its own defaults (and a resumed run its saved settings).
+    The help shows the default of `defaults` (an object with the fields, or None)."""
     for f in flags:
         default = getattr(defaults, f.field, None)
         shown = default if not isinstance(default, (tuple, list)) else " ".join(map(str, default))
-        kw = dict(type=f.type, default=None, help=f"{f.help} (default: {shown})", dest=f.field)
+        text = f.help if default is None or "default:" in f.help else f"{f.help} (default: {shown})"
+        kw = dict(type=f.type, default=None, help=text, dest=f.field)
         if f.type is bool:
             kw = dict(action="store_true", default=None, help=f.help, dest=f.field)
         for key in ("nargs", "metavar", "choices"):
@@ -123,11 +165,15 @@ def given(args: argparse.Namespace, flags: Iterable[Flag]) -> dict:
 
 
 def add_common(parser: argparse.ArgumentParser, dtype: str = "float64",
-               dtype_help: str = "") -> None:
-    """--device, --dtype, --seed, --threads, --quiet, --debug: shared by every subcommand."""
+               dtype_help: str = "", dtypes: Iterable[str] = tuple(DTYPES)) -> None:
+    """--device, --dtype, --seed, --threads, --quiet, --debug: shared by every subcommand.
+
+    dtype: this command's default, by ``DTYPE_RULE``; dtype_help: what it adds to it.
+    """
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--dtype", default=dtype, choices=sorted(DTYPES),
-                        help=f"floating-point precision (default: {dtype}{dtype_help})")
+    parser.add_argument("--dtype", default=dtype, choices=sorted(dtypes),
+                        help=f"floating-point precision (default: {dtype}{dtype_help}; the rule: "
+                        f"{DTYPE_RULE})")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed (default: 0; a resumed run keeps its own)")
     parser.add_argument("--threads", type=int, default=None,
@@ -145,6 +191,7 @@ def cli_message(message: str) -> str:
 
 
 def check_threads(threads) -> None:
+    """--threads: None (the default) or an integer >= 1."""
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be an integer >= 1, got {threads!r}")
 

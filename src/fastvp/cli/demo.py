@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_common, seed
+from ._common import add_common, check_out, seed
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -12,7 +12,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default="fastvp-demo", help="folder for the figure (default fastvp-demo)")
     p.add_argument("--examples", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--model", default="paper-1d", help="bundled model name or file")
-    add_common(p, dtype="float32", dtype_help="; PIC itself runs in float64")
+    add_common(p, dtype="float32", dtype_help=": the surrogate's; PIC itself runs in float64")
     p.set_defaults(func=run)
     return p
 
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backend import resolve_dtype
     from ..evaluate import demo
 
+    check_out(args.out)
     demo(args.out, n_examples=args.examples, model=args.model, seed=seed(args),
          device=args.device or "cpu", dtype=resolve_dtype(args.dtype))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import add_common
+from ._common import add_common, check_out
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -15,8 +15,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "split: writes report.md, results.json and PNG figures (the paper's "
                     "Tables 1-3, Fig. 2).")
     p.add_argument("--model", required=True, action="append",
-                   help="surrogate: bundled name (paper-1d, field-energy-1d, ...) or .safetensors "
-                   "file; repeat to compare several models in one report")
+                   help="surrogate: bundled name (paper-1d, field-energy-1d, ...), a .safetensors "
+                   "file or the authors' torch checkpoint (read by its format); repeat to compare "
+                   "several models in one report")
     p.add_argument("--data", required=True, help="dataset folder (fastvp or official layout)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--baseline", default=None, help="baseline .safetensors file (optional)")
@@ -28,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=512, help="examples sampled at once (default 512)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="evaluate even if the data's physics differs from a model's training data")
-    add_common(p, dtype="float32", dtype_help="; W1 is computed in float64")
+    add_common(p, dtype="float32", dtype_help=": the models'; W1 is computed in float64")
     p.set_defaults(func=run)
     return p
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backend import resolve_dtype
     from ..evaluate import evaluate
 
+    check_out(args.out)  # before any model is sampled
     torch.manual_seed(0 if args.seed is None else args.seed)
     t0 = time.perf_counter()
     r = evaluate(args.model, args.data, args.out, baseline=args.baseline, steps_list=args.steps,

@@ -1,28 +1,88 @@
-"""``fastvp sample``: push initial particles to time t with a surrogate, write an .npz file."""
+"""``fastvp sample``: push initial particles to time t with a surrogate, write an .npz file.
+
+The model is read by its format, whatever the file's suffix: a fastvp PDE-NHF or baseline
+.safetensors file, a bundled name, or the authors' checkpoint (a torch pickle, read with
+``weights_only``). The baseline predicts t = T only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
-from ._common import add_common, seed
+from ._common import add_common, add_flags, check_out, flags, given, seed
+
+#: Initial-condition ranges of the examples drawn.
+RANGE_FLAGS = flags("sigma_q_range", "sigma_p_range")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("sample", help="sample a surrogate at time t",
-                       description="Draw initial particles from the model's config and push them "
-                       "to time t with K leapfrog steps.")
-    p.add_argument("--model", default="paper-1d", help="bundled model name or .safetensors file")
+    p = sub.add_parser("sample", help="sample a surrogate (PDE-NHF or the baseline) at time t",
+                       description="Draw initial particles from the model's config (its sigma "
+                       "ranges unless --sigma-q-range / --sigma-p-range are given) and push them "
+                       "to time t with K leapfrog steps (the baseline: its map to T).")
+    p.add_argument("--model", default="paper-1d",
+                   help="bundled model name, a fastvp .safetensors file (PDE-NHF or the baseline, "
+                   "told apart by its header) or the authors' torch checkpoint (default paper-1d)")
     p.add_argument("--t", type=float, nargs="+", required=True,
-                   help="time(s) in [0, T]; several give a trajectory")
-    p.add_argument("--steps", type=int, default=None, help="leapfrog steps K (default: training K)")
+                   help="time(s) in [0, T]; several give a trajectory (the baseline: T only)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="leapfrog steps K (default: training K; PDE-NHF only)")
     p.add_argument("--examples", type=int, default=1, help="number of examples (default 1)")
-    p.add_argument("--out", default=None, help="write q0, p0, t, q, p to this .npz file")
+    p.add_argument("--out", default=None,
+                   help="write q0, p0, sigma_q, sigma_p, t and q, p to this .npz file: q, p [B, N] "
+                   "for one time, [S, B, N] for S times")
     p.add_argument("--extrapolate", action="store_true", help="allow t outside [0, T]")
-    add_common(p, dtype="float64")
+    add_flags(p, RANGE_FLAGS, None)
+    add_common(p, dtype="float64", dtype_help=": samples are data, compared with PIC")
     p.set_defaults(func=run)
     return p
+
+
+def _load(spec: str):
+    """(model, is_baseline) from a bundled name or a file, told apart by its content."""
+    from ..files import file_format, model_path, read_model_meta
+    from ..surrogate.baseline import FORMAT, Baseline
+    from ..surrogate.model import Surrogate
+
+    path = Path(spec)
+    if not path.exists() and model_path(path).is_file():
+        path = model_path(path)
+    if path.is_file() and file_format(path) == "safetensors":
+        if (read_model_meta(path) or {}).get("format") == FORMAT:
+            return Baseline.load(path), True
+    return Surrogate.load(spec), False
+
+
+def _baseline_config(model):
+    """The PIC config a baseline was trained for (its file's training entry, if any)."""
+    from ..config import PICConfig
+
+    info = getattr(model, "training_info", None) or {}
+    if "config" in info:
+        return PICConfig.from_dict(info["config"])
+    return PICConfig(n_particles=model.n_particles)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.out is not None:
+        check_out(args.out, "file", ".npz")
+    if isinstance(args.examples, bool) or args.examples < 1:
+        raise ValueError(f"--examples must be an integer >= 1, got {args.examples!r}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be an integer >= 1, got {args.steps!r}")
+
+
+def _run_baseline(model, args: argparse.Namespace, batch):
+    T = model.final_time
+    if len(args.t) != 1 or not math.isclose(args.t[0], T, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(f"--t must be T = {T:g} for the baseline (it predicts the final time "
+                         f"only), got {' '.join(f'{x:g}' for x in args.t)}")
+    if args.steps is not None:
+        raise ValueError(f"--steps applies to PDE-NHF only, not to the baseline, got {args.steps}")
+    return model.predict(batch)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,31 +91,34 @@ def run(args: argparse.Namespace) -> int:
     from ..backend import resolve_device, resolve_dtype
     from ..files import atomic_write
     from ..initial import initial_conditions
-    from ..surrogate.model import Surrogate
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {args.out!r}")
-    if isinstance(args.examples, bool) or args.examples < 1:
-        raise ValueError(f"--examples must be >= 1, got {args.examples!r}")
-    model = Surrogate.load(args.model)
+    _check_args(args)  # before the model is read and anything sampled
+    model, is_baseline = _load(args.model)
     model.to(device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
-    batch = initial_conditions(args.examples, model.config, seed=seed(args), device=model.device,
-                               dtype=model.dtype)
+    config = (_baseline_config(model) if is_baseline else model.config).replace(
+        **given(args, RANGE_FLAGS))
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    batch = initial_conditions(args.examples, config, seed=seed(args), device=device, dtype=dtype)
     t0 = time.perf_counter()
-    times = args.t if len(args.t) > 1 else args.t[0]
-    res = model.sample(times, batch, steps=args.steps, extrapolate=args.extrapolate)
+    if is_baseline:
+        res, K = _run_baseline(model, args, batch), None
+    else:
+        times = args.t if len(args.t) > 1 else args.t[0]
+        res = model.sample(times, batch, steps=args.steps, extrapolate=args.extrapolate)
+        K = args.steps or model.steps
     elapsed = time.perf_counter() - t0
     if len(args.t) > 1:
         t, q, p = res.t.cpu().numpy(), res.q.cpu().numpy(), res.p.cpu().numpy()
-    else:
-        t, q, p = np.array(args.t), res[0][None].cpu().numpy(), res[1][None].cpu().numpy()
-    K = args.steps or model.steps
+    else:  # one time: q, p [B, N]
+        t, q, p = np.array(args.t[0]), res[0].cpu().numpy(), res[1].cpu().numpy()
+    how = "the baseline's map to T" if is_baseline else f"{K} steps each"
     print(f"sampled {args.examples} examples x {batch.n_particles} particles at t = "
-          f"{', '.join(f'{x:g}' for x in args.t)} ({K} steps each) in {elapsed * 1e3:.1f} ms")
-    print(f"position spread {q[-1].std(axis=1).mean():.4f}, momentum spread "
-          f"{p[-1].std(axis=1).mean():.4f} at t = {args.t[-1]:g}")
-    if out is not None:
+          f"{', '.join(f'{x:g}' for x in args.t)} ({how}) in {elapsed * 1e3:.1f} ms")
+    last_q, last_p = (q[-1], p[-1]) if q.ndim == 3 else (q, p)
+    print(f"position spread {last_q.std(axis=1).mean():.4f}, momentum spread "
+          f"{last_p.std(axis=1).mean():.4f} at t = {args.t[-1]:g}")
+    if args.out is not None:
+        out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(t=t, q=q, p=p, q0=batch.q.cpu().numpy(), p0=batch.p.cpu().numpy(),
                       sigma_q=batch.sigma_q.cpu().numpy(), sigma_p=batch.sigma_p.cpu().numpy())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..surrogate.baseline import BaselineConfig
 from ..surrogate.train import TrainConfig
-from ._common import add_common, add_flags, flags, given, seed
+from ._common import add_common, add_flags, check_out, flags, given, seed
 
 #: Settings both trainers share (``loop.LoopConfig``) as flags.
 LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_ratio", "clip",
@@ -42,7 +42,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="first fit -dV/dq to the PIC forces of the stored snapshots for STEPS steps "
                    "(a physics-informed warm start; fastvp.surrogate.pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    add_common(p, dtype="float32", dtype_help="; training in float64 is about 1.5x slower")
+    add_common(p, dtype="float32", dtype_help=": training in float64 is about 1.5x slower "
+               "(--recipe paper: float64)")
     p.set_defaults(func=run, dtype=None)
     return p
 
@@ -50,6 +51,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed as dist
 
+    check_out(args.out)  # before the data is read or a model built
     runner = _run_baseline if args.model == "baseline" else _run_nhf
     if not dist.launched():
         return runner(args)

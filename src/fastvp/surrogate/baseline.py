@@ -137,7 +137,8 @@ class Baseline(nn.Module):
         return {"format": FORMAT, "n_particles": self.n_particles, "hidden": self.hidden,
                 "final_time": self.final_time, "n_parameters": self.n_parameters,
                 "history": getattr(self, "history", []),
-                "train_config": getattr(self, "train_config", None)}
+                "train_config": getattr(self, "train_config", None),
+                "training": getattr(self, "training_info", None)}
 
     def save(self, path) -> Path:
         """Write `path` (.safetensors appended if missing) and a .json beside it; atomic.
@@ -170,6 +171,7 @@ class Baseline(nn.Module):
             raise ValueError(f"baseline file {str(path)!r} is damaged: {exc}") from exc
         model.history = meta.get("history", [])
         model.train_config = meta.get("train_config")
+        model.training_info = meta.get("training")
         if device is not None or dtype is not None:
             model.to(device=resolve_device(device) if device is not None else None,
                      dtype=resolve_dtype(dtype) if dtype is not None else None)
@@ -253,6 +255,11 @@ class BaselineTrainer:
             self.yq, self.yp = self.model.targets(*self.tr)
         self.n_train = self.tr[0].shape[0]
         self.settings = config.to_dict()
+        from ..data import dataset_fingerprint
+
+        self.data = dataset_fingerprint(dataset)  # checked on resume, kept in the model file
+        self.training_info = {"data": str(dataset.path), "data_fingerprint": self.data,
+                              "config": dataset.config.to_dict()}
         if self.va is not None:
             from ..metrics import wasserstein_1d
 
@@ -297,6 +304,7 @@ class BaselineTrainer:
         kept.to(dtype=self.model.mlp_q[0].weight.dtype)
         kept.load_state_dict(state)
         kept.history, kept.train_config = list(history), self.config.to_dict()
+        kept.training_info = self.training_info
         kept.save(path)
 
 
@@ -378,4 +386,5 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     model.eval()
     model.history, model.kept_epoch = history, kept
     model.train_config = config.to_dict()
+    model.training_info = trainer.training_info
     return model

@@ -75,6 +75,21 @@ def load_checkpoint(path: Path, fmt: str, config: Mapping, resumable: Iterable[s
     return ck
 
 
+def check_same_data(saved: dict | None, given: dict | None, path: Path) -> None:
+    """Raise ValueError when a run resumed from `path` is given other data than it was
+    trained on: `saved` and `given` are ``data.dataset_fingerprint``s (the digests differ),
+    named by their folders and what differs. A checkpoint of before the fingerprints
+    (saved None) is not checked."""
+    if saved is None or given is None or saved.get("digest") == given.get("digest"):
+        return
+    from ..data import fingerprint_difference
+
+    differ = fingerprint_difference(saved, given, ("run", "given"))
+    raise ValueError(f"resume=True: the run of {str(path)!r} was trained on the dataset "
+                     f"{saved.get('path')!r}, not on {given.get('path')!r}: "
+                     f"{'; '.join(differ) or 'their fingerprints differ'}")
+
+
 def saved_config(path: Path, config_cls, migrate: Callable[[dict], dict | None] | None = None):
     """The settings a run folder's checkpoint was made with, as a `config_cls` instance
     (for a resume that keeps them); older checkpoint formats go through `migrate`."""

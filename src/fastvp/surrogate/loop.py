@@ -20,7 +20,8 @@ a batch of example indices and its validation; ``fit`` does the rest, the same w
   ``elapsed`` (the run so far), ``lr`` and the trainer's own columns;
 * ``out/checkpoint.pt`` (atomic, each epoch and every `checkpoint_every` steps) holds
   everything to continue bit-exactly: model, optimiser, scheduler, RNG, epoch, position,
-  losses of the epoch so far, the best epoch's weights, history, settings.
+  losses of the epoch so far, the best epoch's weights, history, settings, and the
+  fingerprint of the dataset (``data.dataset_fingerprint``: a resume on other data is refused).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .checkpoint import (
     NonFiniteGuard,
     atomic_save,
     check_finite,
+    check_same_data,
     load_checkpoint,
     write_history,
 )
@@ -54,6 +56,7 @@ class Trainer(Protocol):
     n_train: int
     format: str                      # checkpoint format, e.g. "fastvp-train/2"
     settings: dict                   # the run's settings, checked on resume
+    data: dict | None                # data.dataset_fingerprint of the data, checked on resume
     resumable: tuple[str, ...]       # settings that may change on resume
 
     def objective(self) -> torch.nn.Module:
@@ -210,7 +213,7 @@ class _Run:
         check_finite(self.t.model, self.out)
         st = self.state
         st.bad_steps, st.bad_in_a_row = self.guard.total, self.guard.bad
-        ck = {"format": self.t.format, "config": self.t.settings,
+        ck = {"format": self.t.format, "config": self.t.settings, "data": getattr(self.t, "data", None),
               "model": _cpu_state(self.t.model), "optimizer": self.opt.state_dict(),
               "scheduler": self.lr_sched.state_dict(), "torch_rng": torch.get_rng_state(),
               **{k: getattr(st, k) for k in _State.__dataclass_fields__}}
@@ -300,13 +303,14 @@ def fit(trainer: Trainer, sched: LoopConfig, out: Path | None, resume: bool, pro
     """Train `trainer.model` in place; returns (best state, history, best epoch).
 
     resume: continue out/checkpoint.pt (its settings must match `trainer.settings` outside
-    `trainer.resumable`). migrate: optional function turning an older checkpoint format
-    into this one (returns None for an unknown format).
+    `trainer.resumable`, its dataset fingerprint `trainer.data`). migrate: optional
+    function turning an older checkpoint format into this one (None for an unknown format).
     """
     run = _Run(trainer, sched, out, parallel)
     if resume:
         ck = load_checkpoint(out / CHECKPOINT, trainer.format, trainer.settings,
                              trainer.resumable, migrate)
+        check_same_data(ck.get("data"), getattr(trainer, "data", None), out / CHECKPOINT)
         run.restore(ck)
     net = trainer.objective()
     if parallel:

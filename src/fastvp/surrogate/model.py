@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import validation as check
 from ..config import PICConfig
-from ..files import model_path, read_model_file, save_model_file
+from ..files import file_format, model_path, read_model_file, save_model_file
 from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
 from ..pic.simulate import Trajectory
 from .flow import integrate, leapfrog
@@ -315,8 +315,10 @@ class Surrogate(nn.Module):
         """A model from a file written by ``save`` or a bundled name ("paper-1d").
 
         name_or_path: a file; or the name given to ``save`` (its ".safetensors" file);
-        or a bundled model's name (``Surrogate.bundled()``). The model keeps the stored
-        dtype, on the CPU; its ``training_info`` says how it was made (its JSON's
+        or a bundled model's name (``Surrogate.bundled()``). A file is read by its format,
+        whatever its suffix: a fastvp .safetensors file, or the authors' checkpoint (a
+        ``torch.save``d state_dict, read safely by ``from_official``). The model keeps the
+        stored dtype, on the CPU; its ``training_info`` says how it was made (its JSON's
         "training" entry).
 
         Raises:
@@ -350,6 +352,8 @@ class Surrogate(nn.Module):
 
     @classmethod
     def _read(cls, path: Path) -> Surrogate:
+        if file_format(path) == "torch":
+            return cls.from_official(path)
         state, meta = read_model_file(path)
         if meta is None and path.with_suffix(".json").exists():
             try:
