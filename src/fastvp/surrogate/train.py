@@ -281,7 +281,7 @@ class NHFTrainer:
         cfg = self.config
         times = [float(t) for t in self.train_set.times]
         kept = history[-1]["kept"] if history else None
-        return {"objective": "likelihood", "supervised_times": times,
+        return {"objective": "likelihood", "supervised_times": times, "a_learned": True,
                 "init": "model" if getattr(self, "started_from", None) else cfg.init,
                 "recipe": cfg.to_dict(), "data": str(self.ds.path), "data_fingerprint": self.data,
                 "epochs": len(history), "kept_epoch": kept,
