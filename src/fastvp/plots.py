@@ -202,3 +202,90 @@ def plot_demo(initial: tuple, pic: tuple, model: tuple | None, steps: int, t: fl
     who = "PIC vs PDE-NHF" if model is not None else "PIC only (no surrogate weights)"
     fig.suptitle(f"fastvp demo, example 0 of {n_examples}: {who}, same initial particles")
     return fig
+
+
+def plot_mode_amplitude(t, amplitude, theory_gamma: float, window: tuple[float, float],
+                        fit_gamma: float | None = None, title: str = ""):
+    """|E_1(t)| on a log scale with the linear-theory slope exp(gamma t) drawn through the
+    fit window's first sample, and the window shaded.
+
+    t, amplitude: [S_all]; window: (t_start, t_end) of the fit.
+    """
+    t, a = _np(t), _np(amplitude)
+    fig, axes = _figure(1, 1, 6.0, 3.6)
+    ax = axes[0, 0]
+    ax.semilogy(t, a, color="black", lw=1.2, label="PIC |E_1|")
+    i0 = int(np.searchsorted(t, window[0]))
+    tw = t[(t >= window[0]) & (t <= window[1])]
+    ax.axvspan(*window, color="tab:blue", alpha=0.08, label="fit window")
+    label = f"theory, gamma = {theory_gamma:.4f}"
+    ax.semilogy(t, a[i0] * np.exp(theory_gamma * (t - t[i0])), "--", color="tab:red", lw=1.2, label=label)
+    if fit_gamma is not None and tw.size:
+        ax.semilogy(tw, a[i0] * np.exp(fit_gamma * (tw - t[i0])), ":", color="tab:blue", lw=2,
+                    label=f"fit, gamma = {fit_gamma:.4f}")
+    positive = a[a > 0]
+    if positive.size:
+        ax.set_ylim(positive.min() / 2, positive.max() * 3)
+    ax.set(xlabel="time t (1 / omega_p)", ylabel="|E_1|")
+    ax.set_title(title or "mode 1 amplitude", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_phase_space_density(times: Sequence[float], snapshots: Sequence[tuple], box_length: float,
+                             perturbation: bool = False, bins: int = 128, title: str = ""):
+    """f(x, v) as 2-D histograms, one panel per time; perturbation: f - <f>_x (the
+    x-average removed, which shows the filamentation of a damped wave).
+
+    snapshots[k]: (x [N], v [N]) of one example at times[k].
+    """
+    vs = np.concatenate([_np(v).ravel() for _, v in snapshots])
+    lo, hi = np.percentile(vs, [0.05, 99.95])
+    pad = 0.05 * (hi - lo) + 1e-12
+    fig, axes = _figure(1, len(times), 3.4, 3.0)
+    for ax, time, (x, v) in zip(axes[0], times, snapshots):
+        f, _, _ = np.histogram2d(_np(x).ravel(), _np(v).ravel(), bins=bins,
+                                 range=[[0, box_length], [lo - pad, hi + pad]])
+        f = f.T / max(f.sum(), 1)
+        if perturbation:
+            f = f - f.mean(axis=1, keepdims=True)
+            scale = np.abs(f).max() or 1.0
+            kw = dict(cmap="RdBu_r", vmin=-scale, vmax=scale)
+        else:
+            kw = dict(cmap="viridis")
+        ax.imshow(f, origin="lower", aspect="auto", extent=[0, box_length, lo - pad, hi + pad], **kw)
+        ax.set(title=f"t = {time:g}", xlabel="x", ylabel="v")
+    fig.suptitle(f"{'f(x, v) - <f>_x' if perturbation else 'f(x, v)'}  {title}", fontsize=9)
+    return fig
+
+
+def plot_conservation(t, energy, momentum, title: str = ""):
+    """Relative drift of the total energy and momentum against time: [S_all] each."""
+    fig, axes = _figure(1, 2, 4.2, 3.0)
+    for ax, y, name in ((axes[0, 0], energy, "total energy"), (axes[0, 1], momentum, "momentum")):
+        ax.plot(_np(t), _np(y), color="black", lw=1.0)
+        ax.set(xlabel="time t", ylabel="relative drift", title=name)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "conservation", fontsize=9)
+    return fig
+
+
+def plot_learning_curves(runs: Mapping[str, Sequence[Mapping]]):
+    """Validation W1 at T (% of the identity) of training runs against wall time (left)
+    and epochs (right); runs: {label: history rows with "epoch", "elapsed",
+    "val_w1_q_pct", "val_w1_p_pct"}. Positions solid, momenta dashed."""
+    fig, axes = _figure(1, 2, 4.6, 3.4)
+    for j, (label, rows) in enumerate(runs.items()):
+        rows = [r for r in rows if "val_w1_q_pct" in r]
+        hours = [r["elapsed"] / 3600 for r in rows]
+        epochs = [r["epoch"] for r in rows]
+        for ax, x in ((axes[0, 0], hours), (axes[0, 1], epochs)):
+            ax.plot(x, [r["val_w1_q_pct"] for r in rows], "-", color=f"C{j}", label=f"{label}, q")
+            ax.plot(x, [r["val_w1_p_pct"] for r in rows], "--", color=f"C{j}", label=f"{label}, p")
+    for ax, xlabel in ((axes[0, 0], "wall time (hours)"), (axes[0, 1], "epoch")):
+        ax.set(xlabel=xlabel, ylabel="validation W1 at T, % of identity", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Likelihood training from a random start: validation W1 at T")
+    return fig
