@@ -74,6 +74,8 @@ class Batch:
 
 def _to_tensor(name: str, x, device=None, dtype=None) -> torch.Tensor:
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "iuf":  # complex, bool, object, text: not positions
+            raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
         x = np.ascontiguousarray(x)

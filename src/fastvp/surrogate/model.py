@@ -411,8 +411,9 @@ class Surrogate(nn.Module):
             raise ValueError(f"path must be a file path, got {path!r}")
         if not Path(path).is_file():
             raise FileNotFoundError(f"official checkpoint {str(path)!r} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # from an open file: torch.load would dispatch a ".safetensors" name by its suffix
+            with open(path, "rb") as fh:
+                state = torch.load(fh, map_location="cpu", weights_only=True)
         except Exception as exc:  # unpickling errors come in many types
             raise ValueError(f"{str(path)!r} is not a torch state_dict: {exc}") from exc
         if isinstance(state, nn.Module):  # pragma: no cover - weights_only forbids it
