@@ -33,11 +33,36 @@ def plasma_z(zeta):
     return 1j * SQRT_PI * wofz(zeta)
 
 
-def dielectric(omega, k: float, species: Sequence[Species], sign: float = 1.0):
-    """eps(k, omega) and d eps / d omega for complex omega (any shape): a pair of arrays.
+#: |zeta| beyond which 1 + zeta Z(zeta) comes from its asymptotic series (Im zeta >= 0)
+ASYMPTOTIC = 15.0
+#: (2n - 1)!! / 2^n, n = 1 .. 7: 1 + zeta Z ~ -sum_n c_n zeta^(-2n) for large zeta
+_SERIES = np.array([0.5, 0.75, 1.875, 6.5625, 29.53125, 162.421875, 1055.7421875])
 
-    Uses Z'(zeta) = -2 (1 + zeta Z(zeta)).
+
+def response(zeta):
+    """R(zeta) = 1 + zeta Z(zeta) and R'(zeta) = Z - 2 zeta R: a pair of complex arrays.
+
+    Far out (|zeta| > ASYMPTOTIC), where 1 + zeta Z cancels to ~ -1 / (2 zeta^2) and a
+    cold species' huge prefactor 1 / (k vth)^2 would amplify the rounding of w(zeta), both
+    come from the asymptotic series instead, wherever its Landau term
+    i sigma sqrt(pi) zeta exp(-zeta^2) is negligible: above the real axis (sigma = 0),
+    or below it with Re(zeta^2) > 750 (|exp(-zeta^2)| < 1e-325).
     """
+    zeta = np.asarray(zeta, dtype=complex)
+    z = plasma_z(zeta)
+    r = 1 + zeta * z
+    dr = z - 2 * zeta * r
+    far = (np.abs(zeta) > ASYMPTOTIC) & ((zeta.imag >= 0) | ((zeta * zeta).real > 750))
+    if far.any():
+        inv2 = 1 / zeta[far] ** 2
+        powers = inv2[:, None] ** np.arange(1, _SERIES.size + 1)
+        r[far] = -(powers * _SERIES).sum(axis=1)
+        dr[far] = (powers * _SERIES * 2 * np.arange(1, _SERIES.size + 1)).sum(axis=1) / zeta[far]
+    return r, dr
+
+
+def dielectric(omega, k: float, species: Sequence[Species], sign: float = 1.0):
+    """eps(k, omega) and d eps / d omega for complex omega (any shape): a pair of arrays."""
     omega = np.asarray(omega, dtype=complex)
     eps = np.ones_like(omega)
     deps = np.zeros_like(omega)
@@ -48,11 +73,9 @@ def dielectric(omega, k: float, species: Sequence[Species], sign: float = 1.0):
             deps += 2 * sign * n / shifted**3
             continue
         scale = SQRT2 * k * vth
-        zeta = shifted / scale
-        z = plasma_z(zeta)
-        resp = 1 + zeta * z
+        resp, dresp = response(shifted / scale)
         eps += sign * n / (k * vth) ** 2 * resp
-        deps += sign * n / (k * vth) ** 2 * (z - 2 * zeta * resp) / scale
+        deps += sign * n / (k * vth) ** 2 * dresp / scale
     return eps, deps
 
 
@@ -72,10 +95,16 @@ def roots(k: float, species: Sequence[Species], sign: float = 1.0, iterations: i
     with np.errstate(all="ignore"):
         for _ in range(iterations):
             eps, deps = dielectric(w, k, species, sign)
-            step = eps / deps
-            w = w - np.where(np.isfinite(step), step, 0)
+            step = np.where(np.isfinite(eps / deps), eps / deps, 0)
+            w = w - step
         eps, _ = dielectric(w, k, species, sign)
-    ok = np.isfinite(w) & np.isfinite(eps) & (np.abs(eps) < 1e-9)
+        # |eps| against the size of its terms, which carry their rounding (a cold term's
+        # pole, where Newton's steps also shrink, is no root: its term is infinite)
+        scale = 1 + sum(np.abs(n / (k * vth) ** 2 * response((w - k * u) / (SQRT2 * k * vth))[0])
+                        if vth > 0 else n / np.abs(w - k * u) ** 2 for n, u, vth in species)
+    reach = 10 * np.abs(_guesses(k, species)).max()
+    ok = (np.isfinite(w) & np.isfinite(eps) & (np.abs(eps) < 1e-8 * scale) & (np.abs(w) < reach)
+          & (np.abs(step) < 1e-9 * np.maximum(1.0, np.abs(w))))
     found: list[complex] = []
     for z in w[ok]:
         if all(abs(z - f) > 1e-7 * max(1.0, abs(z)) for f in found):

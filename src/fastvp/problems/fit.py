@@ -83,20 +83,45 @@ def _fit_one(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, t_min, t_max) ->
     if hi - lo < 2:
         raise ValueError(f"the fit window [{t[lo]:g}, {t[min(hi, t.size - 1)]:g}] holds fewer than "
                          "3 steps: set t_min and t_max")
-    ts, a = t[lo:hi + 1], amp[lo:hi + 1]
-    logy = np.log(np.maximum(a, np.finfo(float).tiny))
+    logy = np.log(np.maximum(amp, np.finfo(float).tiny))
     peaks = _peaks(logy)
+    peaks = peaks[(peaks >= lo) & (peaks <= hi)]
     if peaks.size >= 3:
-        troughs = np.array([a[p:q].min() for p, q in zip(peaks[:-1], peaks[1:])])
-        depth = np.median(troughs / np.minimum(a[peaks[:-1]], a[peaks[1:]]))
+        troughs = np.array([amp[p:q].min() for p, q in zip(peaks[:-1], peaks[1:])])
+        depth = np.median(troughs / np.minimum(amp[peaks[:-1]], amp[peaks[1:]]))
         if depth < STANDING_DEPTH:
-            tp, yp = _refine(ts, logy, peaks)
+            tp, yp = _refine(t, logy, peaks)
             gamma = np.polyfit(tp, yp, 1)[0]
             spacing = np.polyfit(np.arange(tp.size), tp, 1)[0]
             return Rate(float(gamma), float(math.pi / spacing))
-    gamma = np.polyfit(ts, logy, 1)[0]
+    ts = t[lo:hi + 1]
+    gamma = np.polyfit(ts, logy[lo:hi + 1], 1)[0]
     omega = -np.polyfit(ts, np.unwrap(phase[lo:hi + 1]), 1)[0]
     return Rate(float(gamma), float(omega))
+
+
+def _series(traj, mode: int, example: int | None, t_min, t_max):
+    """Checked arguments -> (t [S_all], amplitudes [S_all, b], phases [S_all, b]) as numpy."""
+    diag = getattr(traj, "diagnostics", traj)
+    if diag is None or not hasattr(diag, "modes"):
+        raise ValueError("traj must come from simulate(..., diagnostics=True), got "
+                         f"{type(traj).__name__} without diagnostics")
+    n_modes, n_examples = diag.modes.shape[2], diag.modes.shape[1]
+    mode = integer("mode", mode, low=1, high=n_modes - 1)
+    for name, value in (("t_min", t_min), ("t_max", t_max)):
+        if value is not None:
+            number(name, value, low=0.0)
+    if t_min is not None and t_max is not None and t_max <= t_min:
+        raise ValueError(f"t_max must be > t_min, got t_min={t_min!r}, t_max={t_max!r}")
+    picks = slice(None)
+    if example is not None:
+        i = integer("example", example, low=0, high=n_examples - 1)
+        picks = slice(i, i + 1)
+
+    def host(x: torch.Tensor) -> np.ndarray:
+        return x.detach().to("cpu", torch.float64).numpy()
+
+    return host(diag.t), host(diag.modes[:, picks, mode]), host(diag.phases[:, picks, mode])
 
 
 def fit_rate(traj, mode: int = 1, t_min: float | None = None, t_max: float | None = None,
@@ -114,33 +139,29 @@ def fit_rate(traj, mode: int = 1, t_min: float | None = None, t_max: float | Non
     Raises:
         ValueError: for a trajectory without diagnostics, a bad mode, example or window.
 
-    Example::
-
-        traj = fastvp.simulate(prob.initial_conditions(quiet=True), prob.config, diagnostics=True)
-        fit_rate(traj)        # compare with prob.theory()
+    Example:
+        >>> import fastvp
+        >>> prob = fastvp.problems.plasma_oscillation(particles=1024, steps=400)
+        >>> batch = prob.initial_conditions(quiet=True)
+        >>> traj = fastvp.simulate(batch, prob.config, diagnostics=True)
+        >>> rate = fastvp.problems.fit_rate(traj)
+        >>> round(rate.omega, 2), abs(rate.gamma) < 1e-3      # theory: omega_p = 1, gamma = 0
+        (1.0, True)
     """
-    diag = getattr(traj, "diagnostics", traj)
-    if diag is None or not hasattr(diag, "modes"):
-        raise ValueError("traj must come from simulate(..., diagnostics=True), got "
-                         f"{type(traj).__name__} without diagnostics")
-    n_modes, n_examples = diag.modes.shape[2], diag.modes.shape[1]
-    mode = integer("mode", mode, low=1, high=n_modes - 1)
-    bounds = {}
-    for name, value in (("t_min", t_min), ("t_max", t_max)):
-        if value is not None:
-            bounds[name] = number(name, value, low=0.0)
-    if t_min is not None and t_max is not None and bounds["t_max"] <= bounds["t_min"]:
-        raise ValueError(f"t_max must be > t_min, got t_min={t_min!r}, t_max={t_max!r}")
-    picks = range(n_examples)
-    if example is not None:
-        picks = [integer("example", example, low=0, high=n_examples - 1)]
-
-    def host(x: torch.Tensor) -> np.ndarray:
-        return x.detach().to("cpu", torch.float64).numpy()
-
-    t = host(diag.t)
-    amp, phase = host(diag.modes[:, :, mode]), host(diag.phases[:, :, mode])
-    rates = [_fit_one(t, amp[:, i], phase[:, i], t_min, t_max) for i in picks]
+    t, amp, phase = _series(traj, mode, example, t_min, t_max)
+    rates = [_fit_one(t, amp[:, i], phase[:, i], t_min, t_max) for i in range(amp.shape[1])]
     if len(rates) == 1:
         return rates[0]
     return Rate(np.array([r.gamma for r in rates]), np.array([r.omega for r in rates]))
+
+
+def fit_window(traj, mode: int = 1, t_min: float | None = None, t_max: float | None = None,
+               example: int = 0) -> tuple[float, float]:
+    """The (start, end) times of the window ``fit_rate`` uses for one example.
+
+    Raises:
+        ValueError: as ``fit_rate``.
+    """
+    t, amp, _ = _series(traj, mode, example, t_min, t_max)
+    lo, hi = _window(t, amp[:, 0], t_min, t_max)
+    return float(t[lo]), float(t[hi])
