@@ -24,7 +24,8 @@ so it is written to need few special-function operations per (particle, unit) el
 * softplus summed over particles as log2 of a product of four factors (1 + 2^t), one
   factor per particle chunk: one ``lg2`` per four elements, each product one FMA;
 * sum_k u_k / (1 + 2^t_k) over four units at once as one fraction (num / den over four
-  denominators): one reciprocal per four elements;
+  denominators): one reciprocal per four elements; in float32 half of these exponentials
+  are a polynomial on the FMA pipe (``_exp2_fma``), which has room to spare;
 * the threshold (overflow guard and torch's linear branch) costs only in the tiles whose
   largest z = max(w1 y_min, w1 y_max) + b1 can pass it (a per-tile branch).
 
@@ -132,6 +133,23 @@ def _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, CLIP: tl.constexpr,
 
 
 @triton.jit
+def _exp2_fma(t):
+    """2^t in float32 on the FMA pipe (no SFU): t = n + f with n = rint(t), |f| <= 1/2;
+    2^f by a degree-5 minimax polynomial (relative error 7.5e-8), n added to the exponent
+    bits. t below -127 counts as -127 (2^t is then below 1e-38, as good as 0 here)."""
+    t = tl.maximum(t, -127.0)
+    j = t + 12582912.0                # 1.5 * 2^23: t rounded to an integer in the low bits
+    f = t - (j - 12582912.0)
+    p = 0.001327647152077489 * f + 0.009675541330713367
+    p = p * f + 0.05550713274958138
+    p = p * f + 0.24022119723933283
+    p = p * f + 0.6931469670638659
+    p = p * f + 1.000000071654658
+    bits = p.to(tl.int32, bitcast=True) + (j.to(tl.int32, bitcast=True) << 23)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.constexpr):
     """u0 / d0 + u1 / d1 as (num, den), d = 1 + 2^t: num = u0 d1 + u1 d0, den = d0 d1."""
     t0 = y[:, None] * a0[None, :] + c0[None, :]
@@ -143,7 +161,10 @@ def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.cons
         t0 = tl.minimum(t0, T2)
         t1 = tl.minimum(t1, T2)
     e0 = tl.exp2(t0)
-    e1 = tl.exp2(t1)
+    if EXACT:
+        e1 = tl.exp2(t1)
+    else:  # float32: half of this pass's exponentials on the FMA pipe, balancing it with the SFU
+        e1 = _exp2_fma(t1)
     d0 = 1.0 + e0
     if CLIP and EXACT:
         num = tl.fma(v0, e1, tl.fma(v1, e0, v0 + v1))
