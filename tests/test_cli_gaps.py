@@ -219,3 +219,14 @@ def test_default_threads_leave_the_busy_cores_alone(monkeypatch):
         monkeypatch.setattr(backend.os, "getloadavg", lambda load=load: (load, load, load))
         monkeypatch.setattr(backend, "_runnable_others", lambda r=running_others: r)
         assert default_threads() == threads, (load, running_others)
+
+
+def test_generate_dataset_takes_threads_and_its_bytes_do_not_depend_on_them(tmp_path):
+    kw = dict(n_examples=40, config=fastvp.PICConfig(n_particles=16), progress=False)
+    a = fastvp.generate_dataset(tmp_path / "a", threads=1, **kw).path
+    b = fastvp.generate_dataset(tmp_path / "b", threads=2, **kw).path
+    for f in sorted(a.glob("*.npy")):
+        assert f.read_bytes() == (b / f.name).read_bytes(), f.name
+    with pytest.raises(ValueError, match="threads must be an integer >= 1, got 0"):
+        fastvp.generate_dataset(tmp_path / "c", threads=0, **kw)
+    assert not (tmp_path / "c").exists()

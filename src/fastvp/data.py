@@ -643,13 +643,16 @@ def generate_dataset(
     progress: bool = True,
     kernels: str | None = None,
     distributed: bool | None = None,
+    threads: int | None = None,
 ) -> Dataset:
     """Simulate `n_examples` paper-style examples and write them as a dataset folder.
 
     Writes Q00.npy, P00.npy, ..., Cond.npy (float64, the official layout) and metadata.json.
     Simulation runs in float64 on `device` (cpu by default), `chunk_size` examples at a time
-    (default 4096): the process holds one chunk, never the dataset. Example i is the same,
-    byte for byte, whatever the chunking, the number of processes, or the interruptions.
+    (default 4096), with `threads` CPU threads (None: ``backend.default_threads()``, the
+    cores other processes leave idle): the process holds one chunk, never the dataset.
+    Example i is the same, byte for byte, whatever the chunking, the number of processes,
+    or the interruptions.
 
     Files appear complete or not at all: until the end they are ``*.partial`` files beside
     ``.progress.json``. `resume=True` continues an interrupted generation (or returns a
@@ -667,8 +670,8 @@ def generate_dataset(
         The Dataset written (``load_dataset(out_dir)``).
 
     Raises:
-        ValueError: bad arguments, or a folder holding other data (left untouched).
-        OSError: too little free space for the dataset.
+        ValueError: bad arguments, an `out_dir` that cannot be created, or a folder holding
+            other data (left untouched). OSError: too little free space for the dataset.
 
     Example:
         >>> import tempfile, fastvp
@@ -679,17 +682,11 @@ def generate_dataset(
     from . import distributed as dist
 
     config, n_examples, seed, chunk, out, dev = _generation_args(  # all checked before any write
-        out_dir, n_examples, config, seed, chunk_size, device, kernels)
+        out_dir, n_examples, config, seed, chunk_size, device, kernels, threads)
     resume, overwrite = check.boolean("resume", resume), check.boolean("overwrite", overwrite)
     check.optional(check.boolean, "distributed", distributed)
     plan = _plan(n_examples, config, seed)
-    distributed = (dist.is_initialized() or dist.launched()) if distributed is None else distributed
-    created_group = distributed and not dist.is_initialized()
-    if distributed:
-        dist.init()
-        if device is not None:
-            dev = dist.device(dev)
-    rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
+    distributed, created_group, dev, rank, world = _join(distributed, device, dev)
     try:
         done = (dist.on_main if distributed else _call)(lambda: _prepare(out, plan, resume, overwrite))
         if done is None:
@@ -699,7 +696,8 @@ def generate_dataset(
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
         failed = _simulate_chunks(out, plan, chunks[rank::world], own, dict(
-            config=config, seed=seed, device=dev, kernels=kernels), progress and rank == 0, rank, world)
+            config=config, seed=seed, device=dev, kernels=kernels, threads=threads), progress and rank == 0,
+            rank, world)
         if distributed and dist.any_true(failed is not None) and failed is None:
             raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
                                "kept: run again with resume=True (--resume)")
@@ -716,8 +714,24 @@ def _call(fn):
     return fn()
 
 
-def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kernels):
-    """The checked arguments of ``generate_dataset``: (config, n, seed, chunk, out, device)."""
+def _join(distributed: bool | None, device, dev: torch.device):
+    """(distributed, created a process group, device, rank, world) of a generation: joins
+    torch.distributed when asked (None: when a group exists or torchrun launched us)."""
+    from . import distributed as dist
+
+    distributed = (dist.is_initialized() or dist.launched()) if distributed is None else distributed
+    created_group = distributed and not dist.is_initialized()
+    if distributed:
+        dist.init()
+        if device is not None:
+            dev = dist.device(dev)
+    rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
+    return distributed, created_group, dev, rank, world
+
+
+def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kernels, threads):
+    """The checked arguments of ``generate_dataset``: (config, n, seed, chunk, out, device);
+    `threads` checked too."""
     from .backend import KERNEL_CHOICES, use_triton
 
     config = config or PICConfig()
@@ -726,6 +740,7 @@ def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kern
     n_examples = check.integer("n_examples", n_examples, 1)
     seed = check.integer("seed", seed, 0)
     chunk = check.optional(check.integer, "chunk_size", chunk_size, 1) or 4096
+    check.optional(check.integer, "threads", threads, 1)
     if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
         raise ValueError(f"out_dir must be a path, got {out_dir!r}")
     check_writable(out_dir, "out_dir", "folder")
@@ -740,9 +755,10 @@ def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool
                      world: int) -> BaseException | None:
     """Simulate and write this rank's chunks [(lo, hi), ...]; returns the error, if any.
 
-    sim: config, seed, device and kernels of the run. What was fully written is synced and
-    recorded in this rank's progress file, even on failure.
+    sim: config, seed, device, kernels and threads of the run. What was fully written is
+    synced and recorded in this rank's progress file, even on failure.
     """
+    from .backend import threads_context
     from .initial import initial_conditions
     from .pic.simulate import simulate
 
@@ -759,7 +775,8 @@ def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool
         for lo, hi in mine:
             batch = initial_conditions(hi - lo, config=config, seed=sim["seed"], start=lo,
                                        device=sim["device"])
-            traj = simulate(batch, config, kernels=sim["kernels"])
+            with threads_context(sim["threads"]):
+                traj = simulate(batch, config, kernels=sim["kernels"])
             rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
                     for var, x in (("Q", traj.q), ("P", traj.p))}
             rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()

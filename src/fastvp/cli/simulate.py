@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     ds = generate_dataset(args.out, n_examples=args.examples, config=cfg, seed=seed(args),
                           chunk_size=args.chunk, device=args.device, resume=args.resume,
-                          overwrite=args.overwrite, progress=not args.quiet)
+                          overwrite=args.overwrite, progress=not args.quiet, threads=args.threads)
     if is_main():  # one line under torchrun, not one per rank
         print(f"wrote {len(ds)} examples ({cfg.scheme}, {cfg.interaction}) to {args.out} in "
               f"{time.perf_counter() - t0:.1f} s")
