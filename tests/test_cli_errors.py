@@ -110,3 +110,12 @@ def test_an_empty_test_split_is_named(capsys, here):
 def test_debug_shows_the_traceback(here):
     with pytest.raises(ValueError, match="must name a .npz file"):
         main(["sample", "--t", "1", "--out", "s_noext", "--debug"])
+
+
+def test_python_words_become_flags_once():
+    from fastvp.cli._common import cli_message
+
+    assert cli_message("pass resume=True (--resume) to continue it or overwrite=True "
+                       "(--overwrite)") == "pass --resume to continue it or --overwrite"
+    assert cli_message("n_examples must be >= 1; pass allow_mismatch=True") == \
+        "--examples must be >= 1; pass --allow-mismatch"

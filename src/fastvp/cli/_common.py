@@ -187,6 +187,7 @@ def cli_message(message: str) -> str:
     """An error message with the Python names of arguments replaced by the CLI's flags."""
     for word, flag in CLI_WORDS.items():
         message = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w])", flag, message)
+        message = message.replace(f"{flag} ({flag})", flag)  # "resume=True (--resume)"
     return message
 
 
