@@ -19,8 +19,9 @@ from fastvp.problems.fit import fit_window
 
 
 def _paper(examples=6, **changes):
+    """A small paper-preset batch on the CPU (where runs are deterministic to the bit)."""
     cfg = fastvp.PICConfig(**changes)
-    return fastvp.initial_conditions(examples, cfg, seed=2), cfg
+    return fastvp.initial_conditions(examples, cfg, seed=2, device="cpu"), cfg
 
 
 def test_diagnostics_leave_the_trajectory_unchanged(one_thread):
@@ -107,8 +108,12 @@ def test_diagnostics_do_not_depend_on_chunking(one_thread):
     batch, cfg = _paper(examples=5)
     a = fastvp.simulate(batch, cfg, diagnostics=True, chunk_size=2).diagnostics
     b = fastvp.simulate(batch, cfg, diagnostics=True).diagnostics
-    for name in a.keys():
+    for name in ("t", "field_energy", "kinetic_energy", "total_energy", "momentum"):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    # the modes' matrix product may block its sums differently for other chunk sizes
+    torch.testing.assert_close(a.modes, b.modes, rtol=1e-12, atol=1e-15)
+    strong = a.modes > 1e-9
+    torch.testing.assert_close(a.phases[strong], b.phases[strong], rtol=0, atol=1e-9)
 
 
 def test_triton_path_records_the_same_diagnostics(one_thread):

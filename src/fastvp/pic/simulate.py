@@ -221,8 +221,9 @@ class _Recorder:
         self.n_modes = max(1, min(n_modes, config.cells // 2 + 1))
         j = torch.arange(config.cells, dtype=torch.float64)[:, None]
         angle = 2 * math.pi * j * torch.arange(1, self.n_modes, dtype=torch.float64) / config.cells
-        self.dft = torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).to(**kw)
-        self.fourier = torch.empty((rows, b, self.dft.shape[1]), **kw)
+        # [cos | sin]^T: [2 (M - 1), Nx]; the product dft @ E^T beats E @ dft^T on CPU
+        self.dft = torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).t().contiguous().to(**kw)
+        self.fourier = torch.empty((rows, self.dft.shape[0], b), **kw)
 
     def chunk(self, lo: int, hi: int, mover) -> _ChunkRecorder:
         return _ChunkRecorder(self, lo, hi, mover)
@@ -235,10 +236,11 @@ class _Recorder:
         if cells % 2 == 0 and m == cells // 2 + 1:
             scale[-1] = 1.0 / cells
         scale = scale.to(self.fourier)
-        shape = self.fourier.shape[:2] + (m,)
-        modes, phases = self.fourier.new_zeros(shape), self.fourier.new_zeros(shape)
-        re = self.fourier[..., : m - 1].mul(scale)
-        im = self.fourier[..., m - 1:].mul(scale).neg_()  # E_hat = sum_j E_j e^{-i ...}
+        fourier = self.fourier.transpose(1, 2)  # [S_all, B, 2 (M - 1)]
+        shape = fourier.shape[:2] + (m,)
+        modes, phases = fourier.new_zeros(shape), fourier.new_zeros(shape)
+        re = fourier[..., : m - 1].mul(scale)
+        im = fourier[..., m - 1:].mul(scale).neg_()  # E_hat = sum_j E_j e^{-i ...}
         modes[..., 1:] = torch.addcmul(re * re, im, im).sqrt_()
         phases[..., 1:] = im.atan2_(re)
         return modes, phases
@@ -283,7 +285,7 @@ class _ChunkRecorder:
         """The field just solved for step n."""
         grid = self.mover.field_grid()
         torch.linalg.vector_norm(grid, dim=1, out=self.rec.grid_norm[n, self.cols])
-        torch.mm(grid, self.rec.dft, out=self.rec.fourier[n, self.cols])
+        torch.mm(self.rec.dft, grid.t(), out=self.rec.fourier[n, :, self.cols])
 
     def kicked(self, n: int, x: torch.Tensor, v: torch.Tensor, full: bool = False) -> None:
         """v after the kick of step n (full: a whole kick, from v_{n-1/2} to v_{n+1/2})."""
