@@ -175,17 +175,37 @@ def sass_counts(instructions) -> dict:
     return counts
 
 
-def innermost_loops(instructions) -> list[dict]:
-    """SASS of the innermost loops: a backward BRA closes [target, branch]; no nested loop inside."""
-    spans = []
+def _loop_spans(instructions) -> list[tuple[int, int]]:
+    """(target, branch) of every backward BRA, i.e. every loop [start, end], sorted."""
+    spans = set()
     for addr, op, rest in instructions:
         m = re.search(r"0x([0-9a-f]+)", rest) if op.startswith("BRA") else None
-        if m and int(m.group(1), 16) <= addr:
-            spans.append((int(m.group(1), 16), addr))
-    spans = sorted({s for s in spans if s[0] < s[1]})  # not the BRA-to-itself after EXIT
+        if m and int(m.group(1), 16) < addr:  # not the BRA-to-itself after EXIT
+            spans.add((int(m.group(1), 16), addr))
+    return sorted(spans)
+
+
+def innermost_loops(instructions) -> list[dict]:
+    """SASS of the innermost loops: a backward BRA closes [target, branch]; no nested loop inside."""
+    spans = _loop_spans(instructions)
     inner = [s for s in spans if not any(o != s and s[0] <= o[0] and o[1] <= s[1] for o in spans)]
     return [{"start": lo, "end": hi,
              "sass": sass_counts([i for i in instructions if lo <= i[0] <= hi])} for lo, hi in inner]
+
+
+def loop_tree(instructions) -> list[dict]:
+    """Every loop in address order: start, end, depth (0 outermost) and sass, the counts of
+    its own body (nested loops left out), so that dynamic counts are sums of self counts
+    times the product of the trip counts of the enclosing loops."""
+    spans = _loop_spans(instructions)
+    out = []
+    for lo, hi in spans:
+        inside = [o for o in spans if o != (lo, hi) and lo <= o[0] and o[1] <= hi]
+        depth = sum(1 for o in spans if o != (lo, hi) and o[0] <= lo and hi <= o[1])
+        body = [i for i in instructions if lo <= i[0] <= hi
+                and not any(a <= i[0] <= b for a, b in inside)]
+        out.append({"start": lo, "end": hi, "depth": depth, "sass": sass_counts(body)})
+    return out
 
 
 # ---------------------------------------------------------------------------- report

@@ -15,26 +15,30 @@ with, for one example (y_i = q_i - mean q, z_ik = w1_k y_i + b1_k):
 
 softplus' taken as 1 above `threshold` (the caller passes torch's Softplus threshold).
 
-One program owns one example for all K steps. Its particles stay in registers as four
-chunks of BLOCK_N / 4; the [N, H] activations are recomputed tile by tile over the hidden
-units and never stored. The N x H transcendental work is what costs (SFU-bound on a GPU),
-so it is written to need few special-function operations per (particle, unit) element:
+One program owns up to M = 16 examples for all K steps (in place on q_out, p_out). Per
+gradient it runs the softplus pass example by example, then the H x H products of all its
+examples at once as [M, H] x [H, H] tl.dot (each weight tile read once for the M examples),
+then the sigma pass and the kick/drift example by example. An example's particles are
+handled as four chunks of BLOCK_N / 4; the [N, H] activations are recomputed tile by tile
+over the hidden units and never stored. The N x H transcendental work is what costs, so it
+is written to need few special-function (SFU) operations per (particle, unit) element:
 
 * exponentials in base 2 (t = z log2 e folded into w1, b1): one ``ex2`` each;
 * softplus summed over particles as log2 of a product of four factors (1 + 2^t), one
   factor per particle chunk: one ``lg2`` per four elements, each product one FMA;
 * sum_k u_k / (1 + 2^t_k) over four units at once as one fraction (num / den over four
-  denominators): one reciprocal per four elements; in float32 half of these exponentials
-  are a polynomial on the FMA pipe (``_exp2_fma``), which has room to spare;
+  denominators): one reciprocal per four elements;
+* in float32 a quarter of the exponentials of both passes are a polynomial on the FMA pipe
+  (``_exp2_fma``): ~9 issue slots instead of one SFU op (2 SFU clocks a warp), which
+  balances the two where the SFU binds;
 * the threshold (overflow guard and torch's linear branch) costs only in the tiles whose
   largest z = max(w1 y_min, w1 y_max) + b1 can pass it (a per-tile branch).
 
-The [H] vectors (S, u) go through a per-program scratch row in global memory (L1/L2)
-between passes; the H x H mat-vecs are broadcast-multiply + tl.sum over tiles of BW rows
-or columns (W3 read once per gradient serves both W3 s and W3^T c). Scalars travel in a
-tensor of the data dtype (Triton would pass Python floats as float32). On a GPU in
-float32 the base-2 log and the quotient use the SFU approximations (``FAST``; relative
-error ~1e-7), elsewhere exact ``tl.log2`` and division.
+The [M, H] blocks (S, s, g, u) go through a per-program scratch in global memory (L1/L2)
+between passes, behind barriers. Scalars travel in a tensor of the data dtype (Triton
+would pass Python floats as float32). On a GPU in float32 the base-2 log and the quotient
+use the SFU approximations (``FAST``; relative error ~1e-7), elsewhere exact ``tl.log2``
+and division. The training gradient (``closed_form_grad_triton``) is at the end.
 """
 
 from __future__ import annotations
@@ -83,7 +87,17 @@ def _ratio(a, b, FAST: tl.constexpr):
 
 
 @triton.jit
-def _exp2_tile(y, ok, a, c, T2, CLIP: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr):
+def _exp2(t, POLY: tl.constexpr):
+    if POLY:
+        out = _exp2_fma(t)
+    else:
+        out = tl.exp2(t)
+    return out
+
+
+@triton.jit
+def _exp2_tile(y, ok, a, c, T2, CLIP: tl.constexpr, EVEN: tl.constexpr, EXACT: tl.constexpr,
+               POLY: tl.constexpr = False):
     """(2^t, t beyond the threshold) for t = y a + c = z log2(e): [rows] x [cols] -> [rows, cols].
 
     Past T2 (the threshold in base 2) softplus(z) = z: EXACT (float64) takes 2^t = 0 and
@@ -99,10 +113,10 @@ def _exp2_tile(y, ok, a, c, T2, CLIP: tl.constexpr, EVEN: tl.constexpr, EXACT: t
             excess = tl.where(over, t, 0.0)
         else:
             tc = tl.minimum(t, T2)
-            e = tl.exp2(tc)
+            e = _exp2(tc, POLY)
             excess = t - tc
     else:
-        e = tl.exp2(t)
+        e = _exp2(t, POLY and not EXACT)
     if not EVEN:
         e = tl.where(ok[:, None], e, 0.0)
         excess = tl.where(ok[:, None], excess, 0.0)
@@ -124,7 +138,8 @@ def _pool_tile(y0, y1, y2, y3, ok0, ok1, ok2, ok3, a, c, T2, CLIP: tl.constexpr,
     e, x = _exp2_tile(y2, ok2, a, c, T2, CLIP, EVEN, EXACT)
     prod = tl.fma(prod, e, prod)
     excess += x
-    e, x = _exp2_tile(y3, ok3, a, c, T2, CLIP, EVEN, EXACT)
+    # float32: a quarter of the exponentials on the FMA pipe (the pass is SFU-bound)
+    e, x = _exp2_tile(y3, ok3, a, c, T2, CLIP, EVEN, EXACT, not EXACT)
     prod = tl.fma(prod, e, prod)
     total = tl.sum(_log2(prod, FAST), axis=0)
     if CLIP:
@@ -150,7 +165,8 @@ def _exp2_fma(t):
 
 
 @triton.jit
-def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.constexpr):
+def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.constexpr,
+          POLY: tl.constexpr):
     """u0 / d0 + u1 / d1 as (num, den), d = 1 + 2^t: num = u0 d1 + u1 d0, den = d0 d1."""
     t0 = y[:, None] * a0[None, :] + c0[None, :]
     t1 = y[:, None] * a1[None, :] + c1[None, :]
@@ -161,10 +177,7 @@ def _pair(y, a0, c0, u0, a1, c1, u1, u01, T2, CLIP: tl.constexpr, EXACT: tl.cons
         t0 = tl.minimum(t0, T2)
         t1 = tl.minimum(t1, T2)
     e0 = tl.exp2(t0)
-    if EXACT:
-        e1 = tl.exp2(t1)
-    else:  # float32: half of this pass's exponentials on the FMA pipe, balancing it with the SFU
-        e1 = _exp2_fma(t1)
+    e1 = _exp2(t1, POLY and not EXACT)
     d0 = 1.0 + e0
     if CLIP and EXACT:
         num = tl.fma(v0, e1, tl.fma(v1, e0, v0 + v1))
@@ -181,8 +194,9 @@ def _quad_tile(y, ok, a0, c0, u0, a1, c1, u1, a2, c2, u2, a3, c3, u3, T2, CLIP: 
     One quotient for four units: (n01 d23 + n23 d01) / (d01 d23). Denominators are below
     (1 + e^T)^4 ~ 6e34 (float32 range) since t is clamped at T2 where it may pass it.
     """
-    n01, d01 = _pair(y, a0, c0, u0, a1, c1, u1, u0 + u1, T2, CLIP, EXACT)
-    n23, d23 = _pair(y, a2, c2, u2, a3, c3, u3, u2 + u3, T2, CLIP, EXACT)
+    # float32: a quarter of the exponentials on the FMA pipe (the pass is SFU-bound)
+    n01, d01 = _pair(y, a0, c0, u0, a1, c1, u1, u0 + u1, T2, CLIP, EXACT, True)
+    n23, d23 = _pair(y, a2, c2, u2, a3, c3, u3, u2 + u3, T2, CLIP, EXACT, False)
     out = _ratio(tl.fma(n01, d23, n23 * d01), d01 * d23, FAST)
     if not EVEN:
         out = tl.where(ok[:, None], out, 0.0)
@@ -250,8 +264,8 @@ def _rho_dots(scr, n_f, w1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H, M: tl
         s = S W2^T + N b2 (-> block 1),  g = (softplus'(s W3^T + b3) * w4) W3 (-> block 0),
         u = (g W2) * w1 (-> block 2).
 
-    Each weight tile is read once for the M examples (tl.dot; tf32x3 keeps float32
-    accuracy, float64 stays float64).
+    Each weight tile is read once for the M examples (tl.dot on the tensor cores: tf32x3
+    keeps float32 accuracy, float64 stays float64 (DMMA)).
     """
     blk = M * BLOCK_H
     for j0 in range(0, H, BN):
@@ -465,6 +479,9 @@ def _blocks(n: int, hidden: int, dtype: torch.dtype) -> dict:
     ch = max(4, triton.next_power_of_2(triton.cdiv(n, 4)))
     block_h = max(16, triton.next_power_of_2(hidden))
     f32 = dtype == torch.float32
+    # float32 mat-mats as tf32x3 on the tensor cores (float32 accuracy). "ieee" (FMA) is as
+    # fast by the SASS count and needs 154 registers instead of 255 on sm_90, but spills
+    # on sm_80 at these tiles.
     return dict(CH=ch, BLOCK_H=block_h, BH=min(block_h, 32 if f32 else 16),
                 BQ=min(block_h, 8 if f32 else 4), BN=64, BK=16, M=EXAMPLES_PER_PROGRAM,
                 EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", CLIP=1,
