@@ -375,20 +375,33 @@ def simulate(
 ) -> Trajectory:
     """Integrate a batch of examples with PIC and return its snapshots.
 
-    batch: a ``Batch`` or a (q0, p0) pair of [B, N] tensors or numpy arrays (numpy gives
-        CPU tensors); float32 and float64 are kept.
-    Returns a Trajectory with t [S] = (0, save_every dt, ..., steps dt) and q, p [S, B, N];
-    snapshot 0 is the initial state, positions are wrapped into [0, L) after each drift.
     Examples are independent: the result does not depend on `chunk_size` (examples per
     pass, automatic by default) nor on which other examples share the batch.
-    kernels: "auto" (Triton on CUDA), "torch" or "triton"; fft: "auto", "torch", "cupy".
-    diagnostics: also record the energies, momentum and field modes of every step
-        (``Trajectory.diagnostics``, a ``Diagnostics``), from the field each step solves.
 
-    Example::
+    Args:
+        batch: a ``Batch`` or a (q0, p0) pair of [B, N] tensors or numpy arrays (numpy gives
+            CPU tensors); float32 and float64 are kept.
+        config: the PICConfig (default: the paper's).
+        chunk_size: examples per pass (an integer >= 1), automatic by default.
+        kernels: "auto" (Triton on CUDA), "torch" or "triton"; fft: "auto", "torch", "cupy".
+        diagnostics: also record the energies, momentum and field modes of every step
+            (``Trajectory.diagnostics``, a ``Diagnostics``) from the field each step solves.
 
-        traj = simulate(batch, config, diagnostics=True)
-        traj.diagnostics.total_energy    # [steps + 1, B]
+    Returns:
+        A Trajectory with t [S] = (0, save_every dt, ..., steps dt) and q, p [S, B, N];
+        snapshot 0 is the initial state, positions are wrapped into [0, L) after each drift.
+
+    Raises:
+        ValueError: a bad batch, config, chunk_size, kernels, fft or diagnostics (named).
+
+    Example:
+        >>> import fastvp
+        >>> traj = fastvp.simulate(fastvp.initial_conditions(2, device="cpu"), diagnostics=True)
+        >>> tuple(traj.q.shape), tuple(traj.diagnostics.total_energy.shape)
+        ((6, 2, 256), (26, 2))
+        >>> h = traj.diagnostics.total_energy
+        >>> bool(((h - h[0]).abs() < 1e-3 * h[0].abs()).all())     # leapfrog keeps the energy
+        True
     """
     config = config or PICConfig()
     if not isinstance(config, PICConfig):

@@ -117,11 +117,14 @@ class Problem:
     `sample(i, params_i, rng)` draws example i as (x [N], v [N]) numpy arrays from its own
     parameters (rng None: quiet start); `rate(params_i)` is its linear theory.
 
-    Example::
-
-        prob = fastvp.problems.landau(alpha=[0.01, 0.02])   # two examples, one box
-        batch = prob.initial_conditions(quiet=True)           # Batch, q, p [2, N]
-        prob.theory()                                         # Rate, arrays [2]
+    Example:
+        >>> import fastvp
+        >>> prob = fastvp.problems.landau(alpha=[0.01, 0.02], vth=[1.0, 0.8], particles=4096)
+        >>> batch = prob.initial_conditions(quiet=True, device="cpu")   # one box, two examples
+        >>> tuple(batch.q.shape), prob.examples
+        ((2, 4096), 2)
+        >>> prob.theory().gamma.round(4)                   # k vth = 0.5 and 0.4: the k = 0.4 root
+        array([-0.1534, -0.0661])
     """
 
     def __init__(self, name: str, config: PICConfig, params: dict, table: Sequence[Parameter],
@@ -163,12 +166,17 @@ class Problem:
 
     def initial_conditions(self, examples: int | None = None, seed: int = 0, quiet: bool = False,
                            device=None, dtype: torch.dtype = torch.float64) -> Batch:
-        """The initial particles of `examples` examples: a Batch with q, p [B, N].
+        """The initial particles of `examples` examples.
 
-        examples: None gives one per per-example parameter value (or 1); quiet: evenly spaced
-        positions and van der Corput velocity quantiles instead of random draws (the same
-        particles for examples of equal parameters); seed: example i draws from the stream
-        (seed, i), whatever the batch size. Batch.mu_*/sigma_* are the sample mean and std.
+        Args:
+            examples: B; None gives one per per-example parameter value (or 1).
+            seed: example i draws from the stream (seed, i), whatever the batch size.
+            quiet: evenly spaced positions and van der Corput velocity quantiles instead of
+                random draws (the same particles for examples of equal parameters).
+            device, dtype: where the tensors live (float32 or float64).
+
+        Returns:
+            A Batch: q, p [B, N]; its mu_* and sigma_* are the sample means and stds.
 
         Raises:
             ValueError: for a bad examples, seed or quiet.

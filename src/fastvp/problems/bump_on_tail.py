@@ -25,14 +25,21 @@ def bump_on_tail(k: float = 0.3, nb=0.1, vb=4.5, vthb=0.5, alpha=1e-4, particles
                  cells: int = 64, dt: float = 0.1, steps: int = 500, save_every: int = 100) -> Problem:
     """A unit Maxwellian (fraction 1 - nb) with a beam (fraction nb at vb, width vthb).
 
-    nb, vb, vthb, alpha: numbers or sequences of B numbers (one per example).
+    Args:
+        k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
+        nb, vb, vthb, alpha: per example: a number, or a sequence of B numbers.
+        particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a value out of range.
 
-    Example::
-
-        bump_on_tail().theory()     # Rate(gamma=0.1981, omega=1.0012)
+    Example:
+        >>> from fastvp.problems import bump_on_tail
+        >>> rate = bump_on_tail().theory()
+        >>> round(rate.gamma, 4), round(rate.omega, 4)
+        (0.1981, 1.0012)
     """
     def species(p):
         return [(1.0 - p["nb"], 0.0, 1.0), (p["nb"], p["vb"], p["vthb"])]

@@ -24,14 +24,21 @@ def jeans(k: float = 0.5, vth=1.0, alpha=1e-4, particles: int = 2**18, cells: in
           dt: float = 0.1, steps: int = 200, save_every: int = 50) -> Problem:
     """The Jeans instability: a self-gravitating Maxwellian with a 1 + alpha cos(k x) density.
 
-    vth, alpha: numbers or sequences of B numbers (one per example).
+    Args:
+        k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
+        vth, alpha: per example: a number, or a sequence of B numbers.
+        particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a value out of range.
 
-    Example::
-
-        jeans(k=0.5, vth=1.0).theory()     # Rate(gamma=0.6872, omega=0.0)
+    Example:
+        >>> from fastvp.problems import jeans
+        >>> prob = jeans(k=0.5, vth=1.0)
+        >>> prob.config.interaction, round(prob.theory().gamma, 4)
+        ('gravitational', 0.6872)
     """
     return kinetic_problem("jeans", PARAMETERS, locals(), lambda p: [(1.0, 0.0, p["vth"])],
                            "the Jeans instability", interaction="gravitational")

@@ -24,16 +24,25 @@ def landau(k: float = 0.5, alpha=0.01, vth=1.0, particles: int = 2**20, cells: i
            dt: float = 0.1, steps: int = 250, save_every: int = 50) -> Problem:
     """Linear Landau damping: a Maxwellian with a 1 + alpha cos(k x) density.
 
-    alpha, vth: numbers or sequences of B numbers (one per example). Theory: the least
-    damped root of the kinetic dispersion relation (``Problem.theory``).
+    Theory: the least damped root of the kinetic dispersion relation (``Problem.theory``).
+
+    Args:
+        k: wavenumber of the perturbation, shared by the batch (the box is L = 2 pi / k).
+        alpha, vth: per example: a number, or a sequence of B numbers.
+        particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a value out of range.
 
-    Example::
-
-        prob = landau(k=0.5, alpha=0.01)
-        prob.theory()        # Rate(gamma=-0.1534, omega=1.4157)
+    Example:
+        >>> from fastvp.problems import landau
+        >>> rate = landau(k=0.5, alpha=0.01).theory()
+        >>> round(rate.gamma, 4), round(rate.omega, 4)
+        (-0.1534, 1.4157)
+        >>> landau(alpha=[0.01, 0.05], particles=1024).initial_conditions(quiet=True).q.shape
+        torch.Size([2, 1024])
     """
     return kinetic_problem("landau", PARAMETERS, locals(), lambda p: [(1.0, 0.0, p["vth"])],
                            "Landau damping of a Langmuir wave")

@@ -46,15 +46,22 @@ class PaperProblem(Problem):
 def paper(sigma_q=None, sigma_p=None) -> Problem:
     """The paper's Gaussian preset (``PICConfig()``) as a Problem.
 
-    sigma_q, sigma_p: None (drawn per example as in the paper), a number, or a sequence of
-    B numbers. ``theory()`` raises NotImplementedError: the expansion has no driven mode.
+    ``theory()`` raises NotImplementedError: the expansion has no driven mode.
+
+    Args:
+        sigma_q, sigma_p: None (drawn per example as in the paper), a number, or a
+            sequence of B numbers.
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a non-positive sigma.
 
-    Example::
-
-        batch = paper().initial_conditions(128, seed=0)    # == fastvp.initial_conditions(128)
+    Example:
+        >>> import fastvp, torch
+        >>> batch = fastvp.problems.paper().initial_conditions(4, seed=0, device="cpu")
+        >>> torch.equal(batch.q, fastvp.initial_conditions(4, seed=0, device="cpu").q)
+        True
     """
     params = read_parameters(PARAMETERS, locals())
     return PaperProblem("paper", PICConfig.preset("paper"), params, PARAMETERS, sample=None,

@@ -21,14 +21,20 @@ def plasma_oscillation(k: float = 0.5, alpha=0.01, particles: int = 2**14, cells
     """A cold plasma with a 1 + alpha cos(k x) density, at rest: a standing Langmuir
     oscillation at omega_p = 1.
 
-    alpha: a number or a sequence of B numbers (one per example).
+    Args:
+        k: wavenumber of the ripple, shared by the batch (the box is L = 2 pi / k).
+        alpha: per example: a number, or a sequence of B numbers.
+        particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a value out of range.
 
-    Example::
-
-        plasma_oscillation().theory()     # Rate(gamma=0.0, omega=1.0)
+    Example:
+        >>> from fastvp.problems import plasma_oscillation
+        >>> plasma_oscillation().theory()
+        Rate(gamma=0.0, omega=1.0)
     """
     return kinetic_problem("plasma_oscillation", PARAMETERS, locals(), lambda p: [(1.0, 0.0, 0.0)],
                            "cold plasma oscillation")

@@ -27,14 +27,23 @@ def two_stream(k: float = 0.6, v0=1.0, vth=0.0, alpha=1e-6, particles: int = 2**
                cells: int = 64, dt: float = 0.05, steps: int = 1000, save_every: int = 100) -> Problem:
     """Two counter-streaming beams at +-v0, each half of the density, seeded in mode 1.
 
-    v0, vth, alpha: numbers or sequences of B numbers (one per example).
+    Args:
+        k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
+        v0, vth, alpha: per example: a number, or a sequence of B numbers.
+        particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+    Returns:
+        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
 
     Raises:
         ValueError: naming the argument and its value, for a value out of range.
 
-    Example::
-
-        two_stream(k=0.6, v0=1.0).theory()     # Rate(gamma=0.3534, omega=0.0)
+    Example:
+        >>> from fastvp.problems import two_stream
+        >>> rate = two_stream(k=0.6, v0=1.0).theory()
+        >>> round(rate.gamma, 4), rate.omega
+        (0.3534, 0.0)
+        >>> two_stream(v0=[0.8, 1.0, 1.2]).theory().gamma.round(4)    # one batch, three beams
+        array([0.3357, 0.3534, 0.3405])
     """
     def species(p):
         return [(0.5, p["v0"], p["vth"]), (0.5, -p["v0"], p["vth"])]
