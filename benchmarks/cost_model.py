@@ -345,6 +345,18 @@ def markdown(preds: list[Prediction], gpu: dict = H100) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(markdown(predictions()))
-    sys.exit(0)
+def write_json(preds: list[Prediction], path) -> None:
+    """The predictions as JSON (benchmarks/predicted.json, read by gpu_check's summary)."""
+    import json
+    from pathlib import Path
+
+    rows = [{"workload": p.workload, "seconds": p.seconds, "binding": p.binding, "note": p.note}
+            for p in preds]
+    Path(path).write_text(json.dumps({"gpu": H100["name"], "predictions": rows}, indent=1))
+
+
+if __name__ == "__main__":  # python -m benchmarks.cost_model [--json benchmarks/predicted.json]
+    preds = predictions()
+    print(markdown(preds))
+    if "--json" in sys.argv:
+        write_json(preds, sys.argv[sys.argv.index("--json") + 1])

@@ -13,6 +13,7 @@ import torch
 from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton, fused_grad
 from fastvp.kernels.deepset_leapfrog import deepset_leapfrog as _deepset_leapfrog
 
+from fastvp.backend import triton_interpreted
 from fastvp.surrogate.flow import (
     integrate,
     leapfrog,
@@ -26,6 +27,11 @@ from fastvp.surrogate.potential import (
     grad_autograd,
     grad_nograd,
 )
+
+#: These tests run the Triton kernels on CPU tensors, i.e. under the interpreter (conftest
+#: sets it where there is no GPU); on a GPU machine tests/test_cuda_kernels.py covers them.
+interpreted = pytest.mark.skipif(not triton_interpreted(),
+                                 reason="CPU tensors need TRITON_INTERPRET=1 (GPU: test_cuda_kernels)")
 
 
 def deepset_leapfrog(q, p, weights, a2, dt, steps):
@@ -68,6 +74,7 @@ def crosses_threshold(net: DeepSet, q: torch.Tensor) -> tuple[bool, bool]:
     return both(z), both(act)
 
 
+@interpreted
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("n,hidden", [(13, 8), (50, 16), (64, 32)])
 def test_kernel_gradient_matches_closed_form_and_autograd(dtype, n, hidden):
@@ -83,6 +90,7 @@ def test_kernel_gradient_matches_closed_form_and_autograd(dtype, n, hidden):
     assert kernel.sum(dim=1).abs().max() < 1e3 * TOL[dtype] * kernel.abs().max()  # mean removed
 
 
+@interpreted
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("steps", [1, 2, 5])
 @pytest.mark.parametrize("dt", [0.04, -0.2])
@@ -97,6 +105,7 @@ def test_kernel_leapfrog_matches_torch_leapfrog(dtype, steps, dt):
     assert rel_err(pk, pt) < TOL[dtype]
 
 
+@interpreted
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_kernel_leapfrog_matches_unmerged_autograd_reference(dtype):
     """The authors' scheme: two autograd gradients per step, float64."""
@@ -110,6 +119,7 @@ def test_kernel_leapfrog_matches_unmerged_autograd_reference(dtype):
     assert rel_err(pk, pr) < TOL[dtype]
 
 
+@interpreted
 def test_kernel_backward_flow_undoes_forward_flow():
     net = make_net(16, torch.float64)
     q, p = make_state(2, 29, torch.float64)
@@ -121,6 +131,7 @@ def test_kernel_backward_flow_undoes_forward_flow():
     assert rel_err(p0, p) < 1e-10
 
 
+@interpreted
 def test_kernel_at_paper_width_256_particles_256_hidden():
     net = make_net(256, torch.float64)
     q, p = make_state(1, 256, torch.float64)
@@ -131,6 +142,7 @@ def test_kernel_at_paper_width_256_particles_256_hidden():
     assert rel_err(pk, pt) < 1e-10
 
 
+@interpreted
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_kernel_runs_the_bundled_model(dtype):
     """The bundled field-energy model puts pre-activations far past the threshold (z up to
@@ -170,6 +182,7 @@ def test_blocked_cpu_leapfrog_matches_torch_leapfrog(dtype, block):
     assert rel_err(pb, pt) < TOL[dtype]
 
 
+@interpreted
 @pytest.mark.parametrize("kernels", ["torch", "triton"])
 def test_integrate_paths_agree(kernels):
     net = make_net(16, torch.float64)
@@ -191,6 +204,7 @@ def test_integrate_stays_differentiable_when_parameters_need_gradients():
     assert net.phi[0].weight.grad is not None and a.grad is not None
 
 
+@interpreted
 def test_kernel_launcher_rejects_bad_inputs():
     net = make_net(8, torch.float64)
     q, p = make_state(2, 10, torch.float64)
@@ -205,6 +219,7 @@ def test_kernel_launcher_rejects_bad_inputs():
         deepset_leapfrog(q, p, w._replace(W2=w.W2[:4]), 1.0, 0.1, 1)
 
 
+@interpreted
 @pytest.mark.parametrize("per_program", [1, 2, 16])
 def test_kernel_examples_per_program_do_not_change_the_flow(per_program):
     """Programs of 1, 2 (the last one short) or all examples: the same flow as torch's."""
@@ -232,6 +247,7 @@ def _grad_and_vjp(fn, net, q, v):
     return force.detach(), torch.autograd.grad((force * v).sum(), [x, *leaves])
 
 
+@interpreted
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("n,hidden", [(13, 8), (64, 32)])
 def test_fused_training_gradient_matches_the_hand_derived_torch_backward(dtype, n, hidden):
@@ -248,6 +264,7 @@ def test_fused_training_gradient_matches_the_hand_derived_torch_backward(dtype, 
         assert rel_err(a, b) < GRAD_TOL[dtype]
 
 
+@interpreted
 def test_closed_form_grad_takes_the_triton_path_when_asked_and_torch_on_cpu_by_default():
     net = make_net(8, torch.float64)
     q, _ = make_state(2, 12, torch.float64)
@@ -257,6 +274,7 @@ def test_closed_form_grad_takes_the_triton_path_when_asked_and_torch_on_cpu_by_d
     assert "_ClosedFormGrad" in closed_form_grad(x, net.weights()).grad_fn.name()
 
 
+@interpreted
 def test_fused_training_pullback_matches_torch_through_all_steps():
     """A whole training pullback (K = 3 leapfrog steps, dt < 0) differentiated through the
     Triton gradient: the loss's parameter gradients equal the torch path's (float64)."""
