@@ -8,42 +8,22 @@ frequency under gravity); rates are those of the field amplitude |E_1(t)| ~ exp(
     prob = fastvp.problems.landau(k=0.5, alpha=0.01)
     traj = fastvp.simulate(prob.initial_conditions(quiet=True), prob.config, diagnostics=True)
     fastvp.problems.fit_rate(traj), prob.theory()
+
+``check_physics(out)`` runs every problem at its default size against its theory and
+writes report.md with figures; ``PROBLEMS`` and ``PARAMETERS`` list the problems and
+their parameters (name, default, help, per-example or shared) for a command line.
 """
 
-from . import bump_on_tail as _bump_on_tail
-from . import jeans as _jeans
-from . import landau as _landau
-from . import paper as _paper
-from . import plasma_oscillation as _plasma_oscillation
-from . import two_stream as _two_stream
 from .base import Parameter, Problem, Rate
 from .bump_on_tail import bump_on_tail
-from .fit import fit_rate
+from .check import check_physics
+from .fit import fit_rate, fit_window
 from .jeans import jeans
 from .landau import landau
 from .paper import paper
 from .plasma_oscillation import plasma_oscillation
+from .registry import PARAMETERS, PROBLEMS
 from .two_stream import two_stream
-
-#: name -> the function building that problem
-PROBLEMS = {
-    "landau": landau,
-    "two_stream": two_stream,
-    "bump_on_tail": bump_on_tail,
-    "plasma_oscillation": plasma_oscillation,
-    "jeans": jeans,
-    "paper": paper,
-}
-
-#: name -> its parameters (name, default, help, per_example, ...) for the CLI's flags
-PARAMETERS = {
-    "landau": _landau.PARAMETERS,
-    "two_stream": _two_stream.PARAMETERS,
-    "bump_on_tail": _bump_on_tail.PARAMETERS,
-    "plasma_oscillation": _plasma_oscillation.PARAMETERS,
-    "jeans": _jeans.PARAMETERS,
-    "paper": _paper.PARAMETERS,
-}
 
 __all__ = [
     "PARAMETERS",
@@ -52,7 +32,9 @@ __all__ = [
     "Problem",
     "Rate",
     "bump_on_tail",
+    "check_physics",
     "fit_rate",
+    "fit_window",
     "jeans",
     "landau",
     "paper",

@@ -20,9 +20,11 @@ import torch
 
 from ..files import atomic_write_text
 from ..pic.simulate import simulate
+from ..plots import plot_conservation, plot_mode_amplitude, plot_phase_space_density, save_figure
 from ..validation import boolean
 from .base import Problem
 from .fit import fit_rate, fit_window
+from .registry import PROBLEMS
 
 #: problem -> {quantity: relative tolerance} (gamma = 0 exactly: absolute, in omega_p)
 TOLERANCES = {
@@ -73,22 +75,20 @@ def run_problem(name: str, prob: Problem) -> tuple[dict, object]:
 
 
 def _figures(name: str, prob: Problem, result: dict, traj, out: Path) -> list[str]:
-    from .. import plots
-
     d = traj.diagnostics
     title = result["params"]
     shown = sorted({0, *range(max(1, len(traj) - 3), len(traj))})  # the start and the end
     figs = {
-        f"{name}_mode.png": plots.plot_mode_amplitude(
+        f"{name}_mode.png": plot_mode_amplitude(
             d.t, d.modes[:, 0, 1], result["theory_gamma"], result["window"], result["gamma"], title),
-        f"{name}_phase_space.png": plots.plot_phase_space_density(
+        f"{name}_phase_space.png": plot_phase_space_density(
             [float(traj.t[i]) for i in shown], [(traj.q[i, 0], traj.p[i, 0]) for i in shown],
             prob.config.box_length, perturbation=name in PERTURBATIONS, title=title),
-        f"{name}_conservation.png": plots.plot_conservation(
+        f"{name}_conservation.png": plot_conservation(
             d.t, result["energy_series"], result["momentum_series"], title),
     }
     for file, fig in figs.items():
-        plots.save_figure(fig, out / file)
+        save_figure(fig, out / file)
     return list(figs)
 
 
@@ -140,8 +140,6 @@ def check_physics(out=None, progress: bool = True, problems=None) -> dict:
         >>> r["plasma_oscillation"]["passed"]
         True
     """
-    from . import PROBLEMS
-
     boolean("progress", progress)
     names = list(TOLERANCES) if problems is None else list(problems)
     for name in names:
