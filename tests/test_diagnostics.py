@@ -116,6 +116,21 @@ def test_diagnostics_do_not_depend_on_chunking(one_thread):
     torch.testing.assert_close(a.phases[strong], b.phases[strong], rtol=0, atol=1e-9)
 
 
+def test_threaded_chunks_record_the_same_diagnostics():
+    """Chunks run in parallel threads when torch has several: each writes its own columns."""
+    batch, cfg = _paper(examples=7)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = fastvp.simulate(batch, cfg, diagnostics=True, chunk_size=2).diagnostics
+        torch.set_num_threads(2)
+        b = fastvp.simulate(batch, cfg, diagnostics=True, chunk_size=2).diagnostics
+    finally:
+        torch.set_num_threads(threads)
+    for name in a.keys():
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
 def test_triton_path_records_the_same_diagnostics(one_thread):
     pytest.importorskip("triton")
     from fastvp.backend import triton_interpreted
