@@ -18,6 +18,8 @@ import torch.multiprocessing as mp
 import fastvp
 from fastvp import distributed as dist
 
+from .recipes import PLAIN
+
 N_EXAMPLES, CHUNK, SEED = 300, 40, 11
 WORLD = 2
 
@@ -105,7 +107,7 @@ def _scenario_rank_fails(tmp: Path, report: dict) -> None:
 # batch cut 2 + 3, and a last batch of one, which leaves rank 0's part empty) and 4 to
 # validate (2 per rank).
 TRAIN_EXAMPLES = 18
-TRAIN = dict(epochs=2, batch_size=5, lr=1e-2, steps=3, hidden=8, dtype="float64", seed=1)
+TRAIN = dict(epochs=2, batch_size=5, lr=1e-2, steps=3, hidden=8, dtype="float64", seed=1, **PLAIN)
 BASELINE = dict(epochs=3, batch_size=5, hidden=8, dtype="float64", seed=1)
 
 
@@ -420,7 +422,7 @@ def test_torchrun_cli_trains_like_one_process(tmp_path, ddp_training):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD),
            "--master-port", str(free_port()), "-m", "fastvp.cli", "train", "--data",
            str(data / "train_ds"), "--out", str(out), "--quiet", "--device", "cpu"]
-    cmd += [f"--{k.replace('_', '-')}={v}" for k, v in TRAIN.items()]
+    cmd += [f"--{k.replace('_', '-')}={0 if v is None else v}" for k, v in TRAIN.items()]
     res = subprocess.run(cmd, check=True, timeout=300, capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert res.stdout.count("trained 2 epochs on 2 ranks") == 1  # rank 0 alone reports

@@ -13,8 +13,10 @@ import torch
 import fastvp
 from fastvp.surrogate.baseline import Baseline, BaselineConfig, train_baseline
 
+from .recipes import PLAIN
+
 LEGACY = Path(__file__).parent / "data" / "legacy-checkpoints"
-NHF = dict(batch_size=8, hidden=8, seed=5, steps=4, dtype="float64", device="cpu")
+NHF = dict(batch_size=8, hidden=8, seed=5, steps=4, dtype="float64", device="cpu", **PLAIN, lr=3e-4)
 BASE = dict(batch_size=8, hidden=8, seed=5, dtype=torch.float64, device="cpu")
 
 

@@ -18,8 +18,10 @@ from fastvp.surrogate.baseline import BaselineConfig, train_baseline
 from fastvp.surrogate.checkpoint import CHECKPOINT, MODEL
 from fastvp.surrogate.train import TrainConfig, train
 
+from .recipes import PLAIN
+
 CFG = fastvp.PICConfig(n_particles=16)
-TINY = dict(epochs=1, batch_size=8, steps=2, hidden=8, threads=1, val_w1_examples=4)
+TINY = dict(epochs=1, batch_size=8, steps=2, hidden=8, threads=1, val_w1_examples=4, **PLAIN)
 OFFICIAL = Path(__file__).parent / "data" / "official-generator-8"
 
 

@@ -18,6 +18,8 @@ import fastvp
 import fastvp.pic.simulate
 from fastvp.data import PARTIAL, PROGRESS
 
+from .recipes import PLAIN
+
 N_EXAMPLES, CHUNK, SEED = 600, 50, 5
 
 
@@ -281,7 +283,7 @@ def same(a, b) -> bool:
 
 # ---------------------------------------------------------------------------- PDE-NHF training
 
-PDE_NHF = dict(epochs=3, batch_size=16, hidden=8, steps=3, dtype="float64", seed=1,
+PDE_NHF = dict(**PLAIN, epochs=3, batch_size=16, hidden=8, steps=3, dtype="float64", seed=1,
                checkpoint_every=3)
 PDE_NHF_SCRIPT = KILL_SCRIPT.format(
     module="fastvp.surrogate.train", loss="nll",

@@ -10,8 +10,10 @@ from fastvp.surrogate import train as train_mod
 from fastvp.surrogate.model import Surrogate
 from fastvp.surrogate.train import TrainConfig, train
 
+from .recipes import PLAIN
+
 CFG = fastvp.PICConfig(n_particles=32)
-FAST = dict(batch_size=32, lr=3e-3, steps=5, hidden=16, dtype="float64", seed=1)
+FAST = dict(batch_size=32, lr=3e-3, steps=5, hidden=16, dtype="float64", seed=1, **PLAIN)
 
 
 @pytest.fixture(scope="module")

@@ -104,12 +104,13 @@ clip                float  clip the gradient norm to this value
 checkpoint_every    int    also checkpoint every this many optimiser steps
 max_bad_steps       int    consecutive non-finite steps tolerated (each skipped)
 hidden              int    hidden width (Deep Set H; baseline: its MLPs' width, default 80)
-curriculum_steps    int    train with this K first (cheaper), then with --steps
+curriculum_steps    int    train with this K first (cheaper), then with --steps; 0: no curriculum
 curriculum_fraction float  fraction of the optimiser steps run with --curriculum-steps
 init_scale          float  V's output weights start at this multiple of torch's initialisation
 lr_pool             float  learning-rate factor of phi's second layer (W2, b2): ~1/N
 lr_phi0             float  learning-rate factor of phi's first layer (w1, b1)
-val_examples        int    validation examples whose NLL is scored each epoch (default: all)
+val_examples        int    validation examples whose NLL is scored each epoch; 0: all of them
+method              str    the gradient's backward: hand-derived (fast) or the same fused by torch.compile
 val_w1_examples     int    validation examples whose W1 at T is scored each epoch
 snapshots           bool   also supervise the intermediate snapshots
 """
@@ -122,6 +123,7 @@ def _table() -> dict[str, Flag]:
     types = {"int": int, "float": float, "str": str, "bool": bool}
     extra = {"scheme": dict(choices=SCHEMES), "interaction": dict(choices=INTERACTIONS),
              "schedule": dict(choices=SCHEDULES), "checkpoint_every": dict(metavar="STEPS"),
+             "method": dict(choices=("fast", "compiled")),
              **{name: dict(nargs=2, metavar=("LO", "HI"))
                 for name in ("sigma_range", "sigma_q_range", "sigma_p_range")}}
     out = {}

@@ -15,7 +15,9 @@ LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_r
                    "checkpoint_every", "max_bad_steps")
 #: PDE-NHF's own settings as flags.
 NHF_FLAGS = flags("steps", "hidden", "curriculum_steps", "curriculum_fraction", "init_scale",
-                  "lr_pool", "lr_phi0", "val_examples", "val_w1_examples", "snapshots")
+                  "lr_pool", "lr_phi0", "method", "val_examples", "val_w1_examples", "snapshots")
+#: Flags whose 0 means "none" (the config's None).
+ZERO_IS_NONE = ("curriculum_steps", "val_examples")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -37,7 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--init", default="random", metavar="random|field-energy|PATH",
                    help="PDE-NHF's start: torch's random initialisation, the field-energy Deep Set "
                    "(built from the PIC physics), or a model file (default: random)")
-    p.add_argument("--compile", action="store_true", help="fuse the gradient with torch.compile")
+    p.add_argument("--compile", action="store_true", help="the same as --method compiled")
     p.add_argument("--pretrain-forces", type=int, default=0, metavar="STEPS",
                    help="first fit -dV/dq to the PIC forces of the stored snapshots for STEPS steps "
                    "(a physics-informed warm start; fastvp.surrogate.pretrain)")
@@ -68,6 +70,7 @@ def _settings(args: argparse.Namespace, flags, config_cls, base, migrate) -> obj
     chosen = {**given(args, flags), "seed": args.seed, "dtype": args.dtype,
               "threads": args.threads, "device": args.device}
     chosen = {k: v for k, v in chosen.items() if v is not None}
+    chosen.update({k: None for k in ZERO_IS_NONE if chosen.get(k) == 0})
     if args.resume and (Path(args.out) / CHECKPOINT).exists():
         base = saved_config(Path(args.out) / CHECKPOINT, config_cls, migrate)
     return base.replace(**chosen)

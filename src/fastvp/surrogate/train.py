@@ -60,16 +60,22 @@ class TrainConfig(LoopConfig):
     snapshots: also supervise the intermediate snapshots (each pulled back from its time).
     """
 
+    # fastvp's recipe (the paper's values are in ``paper()``); README "Training" tells why
+    epochs: int = 120
+    lr: float = 1e-3
+    warmup: int = 100
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.02
     steps: int = 25
     hidden: int = 256
-    curriculum_steps: int | None = None
-    curriculum_fraction: float = 0.0
+    curriculum_steps: int | None = 5
+    curriculum_fraction: float = 0.85
     init: str = "random"
     init_scale: float = 1.0
-    lr_pool: float = 1.0
-    lr_phi0: float = 1.0
-    method: str = "fast"
-    val_examples: int | None = None
+    lr_pool: float = 1 / 256
+    lr_phi0: float = 50.0
+    method: str = "compiled"
+    val_examples: int | None = 256
     val_w1_examples: int = 512
     snapshots: bool = False
 
@@ -92,9 +98,9 @@ class TrainConfig(LoopConfig):
     def paper(cls, **changes) -> TrainConfig:
         """The paper's recipe: float64, Adam at a constant 3e-4, batch 128, 200 epochs, K = 25."""
         return cls(**{**dict(epochs=200, batch_size=128, lr=3e-4, steps=25, dtype=torch.float64,
-                             warmup=0, schedule="constant", clip=None, curriculum_steps=None,
-                             curriculum_fraction=0.0, init="random", init_scale=1.0, lr_pool=1.0,
-                             lr_phi0=1.0), **changes})
+                             warmup=0, schedule="constant", min_lr_ratio=0.0, clip=None,
+                             curriculum_steps=None, curriculum_fraction=0.0, init="random",
+                             init_scale=1.0, lr_pool=1.0, lr_phi0=1.0), **changes})
 
     def leapfrog_steps(self, step: int, total: int) -> int:
         """K at optimiser step `step` of `total` (the curriculum, then `steps`)."""
@@ -310,9 +316,11 @@ def migrate(ck: dict) -> dict | None:
     if ck.get("format") != "fastvp-train/1":
         return None
     old = dict(ck["config"])
-    legacy = TrainConfig(**{k: v for k, v in old.items() if k in TrainConfig.__dataclass_fields__},
-                         warmup=0, clip=None, curriculum_steps=None, init_scale=1.0, lr_pool=1.0,
-                         lr_phi0=1.0)
+    # the settings that did not exist then, at the values that reproduce that loop
+    then = dict(warmup=0, clip=None, curriculum_steps=None, curriculum_fraction=0.0, init_scale=1.0,
+                lr_pool=1.0, lr_phi0=1.0, val_examples=None)
+    legacy = TrainConfig(**{**then, **{k: v for k, v in old.items()
+                                       if k in TrainConfig.__dataclass_fields__}})
     history, elapsed = [], 0.0
     for row in ck["history"]:
         elapsed += row.get("seconds", 0.0)
