@@ -245,7 +245,7 @@ def _mm(a_ptr, w_ptr, sk, sj, j0, H, M: tl.constexpr, BLOCK_H: tl.constexpr, BN:
         A = tl.load(a_ptr + rows[:, None] * BLOCK_H + kk[None, :], mask=mk[None, :], other=0.0)
         B = tl.load(w_ptr + kk[:, None] * sk + jj[None, :] * sj, mask=mk[:, None] & mj[None, :],
                     other=0.0)
-        acc = tl.dot(A, B, acc=acc, input_precision=PREC)
+        acc = tl.dot(A, B, acc=acc, input_precision=PREC, out_dtype=acc.dtype)
     return acc
 
 
@@ -284,7 +284,7 @@ def _rho_dots(scr, n_f, w1_ptr, W2_ptr, b2_ptr, W3_ptr, b3_ptr, w4_ptr, H, M: tl
         tau = _softplus_prime(r, THRESHOLD) * tl.load(w4_ptr + jj, mask=mj, other=0.0)[None, :]
         W3 = tl.load(W3_ptr + jj[:, None] * H + hh[None, :], mask=mj[:, None] & (hh < H)[None, :],
                      other=0.0)
-        g = tl.dot(tau, W3, acc=g, input_precision=PREC)
+        g = tl.dot(tau, W3, acc=g, input_precision=PREC, out_dtype=g.dtype)
     tl.store(scr + tl.arange(0, M)[:, None] * BLOCK_H + hh[None, :], g)
     tl.debug_barrier()
     for j0 in range(0, H, BN):
@@ -481,9 +481,10 @@ def _blocks(n: int, hidden: int, dtype: torch.dtype) -> dict:
     f32 = dtype == torch.float32
     # float32 mat-mats as tf32x3 on the tensor cores (float32 accuracy). "ieee" (FMA) is as
     # fast by the SASS count and needs 154 registers instead of 255 on sm_90, but spills
-    # on sm_80 at these tiles.
+    # on sm_80 at these tiles; BN = 32 in float32 keeps Triton 3.6 from spilling too.
     return dict(CH=ch, BLOCK_H=block_h, BH=min(block_h, 32 if f32 else 16),
-                BQ=min(block_h, 8 if f32 else 4), BN=64, BK=16, M=EXAMPLES_PER_PROGRAM,
+                BQ=min(block_h, 8 if f32 else 4), BN=32 if f32 else 64, BK=16,
+                M=EXAMPLES_PER_PROGRAM,
                 EVEN=4 * ch == n, EXACT=not f32, PREC="tf32x3" if f32 else "ieee", CLIP=1,
                 num_warps=8)
 

@@ -70,16 +70,17 @@ def test_no_kernel_spills_at_the_paper_sizes(paper_rows):
 
 @needs_tools
 def test_fused_sampler_uses_the_sfu_sparingly_in_float32(paper_rows):
-    """Per (particle, unit) element and gradient: two exp2 (softplus and sigma), one lg2 per
-    four (product of four factors), one reciprocal per four (one quotient for four units)."""
+    """Per (particle, unit) element and gradient: two exponentials (softplus and sigma), a
+    quarter of them on the FMA pipe, so 3/4 ex2 in each pass; one lg2 per four elements
+    (product of four factors) and one reciprocal per four (one quotient for four units)."""
     row = next(r for r in paper_rows if r["kernel"] == "deepset_leapfrog"
                and r["dtype"] == "float32" and r["arch"] == "sm_90")
     hot = [loop["sass"] for loop in row["loops"] if loop["sass"].get("MUFU.EX2", 0)]
     assert len(hot) == 2                                # the softplus pass and the sigma pass
     pool, sigma = hot
-    assert 4 * pool.get("MUFU.LG2", 0) == pool["MUFU.EX2"]
-    assert 4 * sigma.get("MUFU.RCP", 0) == sigma["MUFU.EX2"]
-    assert pool["MUFU"] + sigma["MUFU"] <= 5 * (pool["MUFU.EX2"] + sigma["MUFU.EX2"]) // 4 + 2
+    assert 3 * pool.get("MUFU.LG2", 0) == pool["MUFU.EX2"]
+    assert 3 * sigma.get("MUFU.RCP", 0) == sigma["MUFU.EX2"]
+    assert pool["MUFU"] + sigma["MUFU"] <= 4 * (pool["MUFU.EX2"] + sigma["MUFU.EX2"]) // 3 + 2
 
 
 @needs_tools
