@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import validation as check
-from .backend import resolve_device
+from .backend import default_threads, resolve_device
 from .config import PAPER_SPLIT, PICConfig
 from .files import atomic_write_text, check_free_space, check_writable, digest, fsync_dir
 
@@ -696,8 +696,8 @@ def generate_dataset(
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
         failed = _simulate_chunks(out, plan, chunks[rank::world], own, dict(
-            config=config, seed=seed, device=dev, kernels=kernels, threads=threads), progress and rank == 0,
-            rank, world)
+            config=config, seed=seed, device=dev, kernels=kernels,
+            threads=threads or default_threads()), progress and rank == 0, rank, world)
         if distributed and dist.any_true(failed is not None) and failed is None:
             raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
                                "kept: run again with resume=True (--resume)")
