@@ -13,6 +13,10 @@ if not torch.cuda.is_available():
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
+# Fixture scripts (e.g. data/legacy-checkpoints/make.py, which writes the fixtures when
+# run) are not tests: --doctest-modules must not import them.
+collect_ignore_glob = ["data/*"]
+
 
 @pytest.fixture
 def one_thread():
