@@ -11,6 +11,9 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+#: tests/data holds fixtures and the scripts that made them, not tests (nor doctests).
+collect_ignore_glob = ["data/*"]
+
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
 # Fixture scripts (e.g. data/legacy-checkpoints/make.py, which writes the fixtures when
