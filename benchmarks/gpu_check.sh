@@ -55,24 +55,27 @@ install_copy() {  # the fallback: the package laid out on PYTHONPATH
 }
 
 SCALE=1
+# per-stage limits in seconds (install info cuda_tests benchmarks training summary); a
+# session short of device time passes tighter ones, e.g. GPU_CHECK_LIMITS="30 10 70 45 35 10"
+read -r L_INSTALL L_INFO L_TESTS L_BENCH L_TRAIN L_SUMMARY <<< "${GPU_CHECK_LIMITS:-40 15 130 60 45 10}"
 if [ "$DRY" = 1 ]; then
     export TRITON_INTERPRET=1 FASTVP_TEST_DEVICE=cpu OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     echo "[gpu_check] dry run: no install, kernels under the Triton interpreter on the CPU"
     TESTS=(tests/test_cuda_kernels.py -m cuda -k "float64 or cupy or cic")
     SCALE=4
 else
-    stage install 40 "$PY" -m pip install --no-build-isolation --no-deps -e "$ROOT"
+    stage install "$L_INSTALL" "$PY" -m pip install --no-build-isolation --no-deps -e "$ROOT"
     "$PY" -c "import fastvp.kernels" 2>/dev/null || install_copy
     TESTS=(tests/ -m cuda)
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # the benchmarks package
 
-stage info 15 "$PY" -m benchmarks.gpu_check info "$OUT"
-stage cuda_tests 130 "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" \
+stage info "$L_INFO" "$PY" -m benchmarks.gpu_check info "$OUT"
+stage cuda_tests "$L_TESTS" "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" \
     --junitxml="$OUT/cuda_tests.xml"
-stage benchmarks 60 "$PY" -m pytest -q -p no:cacheprovider benchmarks/test_gpu.py \
+stage benchmarks "$L_BENCH" "$PY" -m pytest -q -p no:cacheprovider benchmarks/test_gpu.py \
     --benchmark-only --benchmark-json="$OUT/benchmarks.json"
-stage training 45 "$PY" -m benchmarks.gpu_check train "$OUT"
-stage summary 10 "$PY" -m benchmarks.gpu_check summary "$OUT"
+stage training "$L_TRAIN" "$PY" -m benchmarks.gpu_check train "$OUT"
+stage summary "$L_SUMMARY" "$PY" -m benchmarks.gpu_check summary "$OUT"
 echo "[gpu_check +$(( $(date +%s) - START ))s] done: $OUT/gpu_results.md, $OUT/gpu_results.json"
 cat "$OUT/gpu_results.md" 2>/dev/null
