@@ -89,8 +89,21 @@ def test_fused_training_gradient_matches_torch_backward_on_gpu(dtype, n, hidden)
     got = run(lambda x, w: closed_form_grad_triton(x, w, threshold=SOFTPLUS_THRESHOLD))
     want = run(lambda x, w: closed_form_grad(x, w, kernels="torch"))
     assert rel_err(got[0], want[0]) < TOL[dtype]
-    for a, b in zip(got[1:], want[1:], strict=True):
-        assert rel_err(a, b) < GRAD_TOL[dtype]
+    # On an H200 (2026-11-26) the float32 parameter gradients differed from the torch
+    # float32 backward by up to 1.7e-3 (N = H = 256) and 3.3e-4 (200, 100): both are float32
+    # sums with cancellations; the messages give each path's error against float64 torch, so
+    # that the next GPU run tells which path is off (float64 passed at 1e-9).
+    exact = None
+    if dtype == torch.float32:
+        net64 = net.double()
+        q, v = q.double(), v.double()
+        leaves[:] = [t for name, t in net64.named_parameters() if name != "rho.2.bias"]
+        exact = run(lambda x, w: closed_form_grad(x, w, kernels="torch"))
+        net.float()
+    for i, (a, b) in enumerate(zip(got[1:], want[1:], strict=True)):
+        detail = "" if exact is None else (f" (vs float64: fused {rel_err(a, exact[i + 1]):.2e}, "
+                                           f"torch {rel_err(b, exact[i + 1]):.2e})")
+        assert rel_err(a, b) < GRAD_TOL[dtype], f"parameter {i}: {rel_err(a, b):.2e}{detail}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
