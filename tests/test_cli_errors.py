@@ -119,3 +119,12 @@ def test_python_words_become_flags_once():
                        "(--overwrite)") == "pass --resume to continue it or --overwrite"
     assert cli_message("n_examples must be >= 1; pass allow_mismatch=True") == \
         "--examples must be >= 1; pass --allow-mismatch"
+
+
+def test_an_existing_out_folder_that_refuses_writes_is_named(capsys, here, monkeypatch):
+    (here / "ro").mkdir()
+    real = os.access
+    monkeypatch.setattr("fastvp.files.os.access",
+                        lambda p, mode: False if str(p).endswith("ro") else real(p, mode))
+    refused(capsys, ["demo", "--out", "ro", "--quiet"], "--out 'ro' cannot be written",
+            "read-only filesystem", root=here)

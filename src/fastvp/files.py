@@ -33,8 +33,9 @@ def check_writable(path, name: str, kind: str = "folder") -> None:
     """Raise ValueError naming `name` and `path` unless fastvp can write there: a folder
     `path` (kind "folder") or a file `path` (kind "file") can be created, or exists as
     such and is writable. The true cause is named (a parent that is a file, a folder that
-    refuses new entries, a read-only filesystem). Probes by creating and removing a
-    temporary folder in the nearest existing folder: nothing is left behind.
+    refuses new entries, a read-only filesystem). A path to be created is probed by
+    creating and removing a temporary folder in its nearest existing parent (nothing is
+    left behind); an existing folder is asked (``os.access``), not probed.
     """
     path = Path(path)
     if str(path) == "":
@@ -44,15 +45,20 @@ def check_writable(path, name: str, kind: str = "folder") -> None:
             raise ValueError(f"{name} {str(path)!r} exists and is not a folder")
         if kind == "file" and path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a folder, not a file")
-    where = path if path.is_dir() else existing_ancestor(path.parent if kind == "file" else path)
+    if path.is_dir():  # no probe inside: other processes (ranks) may be listing it
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{name} {str(path)!r} cannot be written: the folder refuses new "
+                             "entries (no write permission, or a read-only filesystem)")
+        return
+    where = existing_ancestor(path.parent if kind == "file" else path)
     if not where.is_dir():
         raise ValueError(f"{name} {str(path)!r} cannot be created: {str(where)!r} is a file, "
                          "not a folder")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".fastvp-probe-", dir=where))
     except OSError as exc:
-        raise ValueError(f"{name} {str(path)!r} cannot be {'written' if path.exists() else 'created'}:"
-                         f" the folder {str(where)!r} refuses new entries ({exc.strerror})") from None
+        raise ValueError(f"{name} {str(path)!r} cannot be created: the folder {str(where)!r} "
+                         f"refuses new entries ({exc.strerror})") from None
 
 
 def size_text(n_bytes: float) -> str:
