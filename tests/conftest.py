@@ -16,10 +16,6 @@ collect_ignore_glob = ["data/*"]
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
-# Fixture scripts (e.g. data/legacy-checkpoints/make.py, which writes the fixtures when
-# run) are not tests: --doctest-modules must not import them.
-collect_ignore_glob = ["data/*"]
-
 
 @pytest.fixture
 def one_thread():
