@@ -1,11 +1,20 @@
 """Dataset folders in the layout of the authors' generator, plus fastvp's metadata.
 
 A folder holds one float64 ``.npy`` file per snapshot and variable, named by the step
-number: ``Q00.npy, P00.npy, Q05.npy, P05.npy, ..., Q25.npy, P25.npy`` ([n, N]) and
-``Cond.npy`` ([n, 2] = sigma_q, sigma_p). fastvp adds ``metadata.json`` (config, scheme,
-seed, split, version and their fingerprint); a folder without it is read as the
-official generator's output (the paper preset, its scheme) only if it holds exactly
-their files, Q00.npy ... Q25.npy, P00.npy ... P25.npy every 5 steps and Cond.npy.
+number zero-padded to the digits of the last step (at least two): ``Q00.npy, P00.npy,
+Q05.npy, P05.npy, ..., Q25.npy, P25.npy`` ([n, N]) for the paper preset, ``Q000.npy ...
+Q250.npy`` for 250 steps; and ``Cond.npy`` ([n, 2] = sigma_q, sigma_p of each example's
+initial Gaussian). fastvp adds ``metadata.json`` (config, scheme, seed, split, version and
+their fingerprint); a folder without it is read as the official generator's output (the
+paper preset, its scheme) only if it holds exactly their files, Q00.npy ... Q25.npy,
+P00.npy ... P25.npy every 5 steps and Cond.npy.
+
+A dataset of a standard problem (``fastvp.problems``, ``generate_dataset(problem=...)``)
+records it in metadata.json under "problem" (name, quiet start, parameters, and the names
+of the columns of ``Params.npy``) and adds ``Params.npy`` ([n, P] = each example's
+per-example parameters). It holds ``Cond.npy`` only where the initial conditions are
+Gaussians (the paper problem): the other problems' examples have no sigma_q, sigma_p, and
+PDE-NHF's likelihood cannot be trained on them (``require_gaussian``).
 ``dataset_fingerprint(ds)`` says what made a dataset, for the checks of a resumed
 training run. Generation fills temporary files chunk by chunk, records its progress once the
 rows are synced to disk, and renames the files into place only when all are complete: a
@@ -33,12 +42,19 @@ from .files import atomic_write_text, check_free_space, check_writable, digest, 
 FORMAT = "fastvp-dataset/1"
 SPLITS = ("train", "val", "test")
 METADATA = "metadata.json"
+PARAMS = "Params.npy"
 PROGRESS = ".progress.json"
 PARTIAL = ".partial"
 
 
-def _name(var: str, step: int) -> str:
-    return f"{var}{step:02d}.npy"
+def _name(var: str, step: int, width: int = 2) -> str:
+    return f"{var}{step:0{width}d}.npy"
+
+
+def step_width(steps: int) -> int:
+    """Digits of the step numbers in the snapshot file names: those of the last step, at
+    least 2 (Q00 ... Q25 for 25 steps, Q000 ... Q250 for 250)."""
+    return max(2, len(str(steps)))
 
 
 def require_finite(ds: Dataset, steps, n: int | None = None) -> None:
@@ -48,7 +64,7 @@ def require_finite(ds: Dataset, steps, n: int | None = None) -> None:
     (all by default); the example is numbered as in the folder (its row).
     """
     start = ds.indices.indices(ds._total())[0]
-    names = [_name(v, s) for s in steps for v in ("Q", "P")] + ["Cond.npy"]
+    names = [ds._file(v, s) for s in steps for v in ("Q", "P")] + list(_extras(ds.metadata))
     for name in names:
         rows = np.asarray(ds._array(name)[ds.indices][:n])
         bad = ~np.isfinite(rows).all(axis=1)
@@ -56,6 +72,8 @@ def require_finite(ds: Dataset, steps, n: int | None = None) -> None:
             row = int(np.argmax(bad))
             raise ValueError(f"{name} of {str(ds.path)!r} holds a non-finite value at example "
                              f"{start + row} (row {row} of the {ds.split_name!r} split)")
+    if not ds.gaussian:
+        return
     cond = np.asarray(ds._array("Cond.npy")[ds.indices][:n])
     if (cond <= 0).any():
         row = int(np.argmax((cond <= 0).any(axis=1)))
@@ -71,19 +89,22 @@ def split_sizes(n: int) -> tuple[int, int, int]:
 
 
 #: What a dataset's fingerprint is made of, in the order a difference is told.
-FINGERPRINT_FIELDS = ("layout", "format", "interaction", "scheme", "seed", "n_examples", "rows",
-                      "split", "config", "content")
+FINGERPRINT_FIELDS = ("layout", "format", "interaction", "scheme", "problem", "seed", "n_examples",
+                      "rows", "split", "config", "content")
 
 
 def recipe_digest(meta: dict) -> str:
     """The fingerprint of a fastvp generation: a digest of its format, config, seed,
-    number of examples and split (``metadata.json`` holds it as "fingerprint")."""
-    return digest({k: meta.get(k) for k in ("format", "config", "seed", "n_examples", "split")})
+    number of examples and split, and of its problem where it has one (``metadata.json``
+    holds it as "fingerprint")."""
+    keys = ("format", "config", "seed", "n_examples", "split") + (("problem",) if "problem" in meta else ())
+    return digest({k: meta.get(k) for k in keys})
 
 
 def dataset_fingerprint(ds: Dataset) -> dict:
     """What made the examples of `ds`: its layout and format, physics (config, scheme,
-    interaction), seed, number of examples, split, and the rows of the folder it covers.
+    interaction), problem (a dataset of ``fastvp.problems``: its name, parameters and quiet
+    start), seed, number of examples, split, and the rows of the folder it covers.
 
     A folder of the authors' layout has no seed: the SHA-256 of its Cond.npy stands for
     it ("content"). "digest" condenses all of it; "path" says where it was read (not part
@@ -97,6 +118,8 @@ def dataset_fingerprint(ds: Dataset) -> dict:
            "interaction": ds.config.interaction, "scheme": ds.config.scheme,
            "seed": meta.get("seed"), "n_examples": ds._total(), "rows": [start, stop],
            "split": dict(zip(SPLITS, split_sizes(ds._total()))), "config": ds.config.to_dict()}
+    if ds.problem is not None:
+        out["problem"] = ds.problem
     if not meta:
         out["content"] = hashlib.sha256((Path(ds.path) / "Cond.npy").read_bytes()).hexdigest()[:16]
     out["digest"] = digest(out)
@@ -113,8 +136,9 @@ def fingerprint_difference(a: dict, b: dict, names: tuple[str, str] = ("a", "b")
     out = []
     for key in FINGERPRINT_FIELDS:
         x, y = a.get(key), b.get(key)
-        if key == "config" and isinstance(x, dict) and isinstance(y, dict):
-            out += [told(k, x.get(k), y.get(k)) for k in sorted(set(x) | set(y))
+        if key in ("config", "problem") and isinstance(x, dict) and isinstance(y, dict):
+            prefix = "problem " if key == "problem" else ""
+            out += [told(prefix + k, x.get(k), y.get(k)) for k in sorted(set(x) | set(y))
                     if x.get(k) != y.get(k) and k not in ("scheme", "interaction")]
         elif x != y:
             out.append(told(key, x, y))
@@ -133,7 +157,10 @@ class Dataset:
     """Snapshots of n examples, read lazily (memory-mapped) from a dataset folder.
 
     times: snapshot times; steps: their step numbers; q(step), p(step): [n, N] float64;
-    cond: [n, 2] (sigma_q, sigma_p); config: the PICConfig that made it.
+    cond: [n, 2] (sigma_q, sigma_p; Gaussian initial conditions only); problem: the
+    metadata of a ``fastvp.problems`` dataset (None otherwise), params: its [n, P]
+    per-example parameters named by param_names; config: the PICConfig that made it;
+    width: the digits of the step numbers in its file names.
     """
 
     path: Path
@@ -142,6 +169,7 @@ class Dataset:
     indices: slice
     metadata: dict
     split_name: str = "all"
+    width: int = 2
 
     @property
     def times(self) -> list[float]:
@@ -152,15 +180,29 @@ class Dataset:
         """"fastvp" (with metadata.json) or "authors" (their generator's files alone)."""
         return "fastvp" if self.metadata else "authors"
 
+    @property
+    def problem(self) -> dict | None:
+        """metadata.json's "problem" (name, quiet, gaussian, params, columns), or None for a
+        dataset of the paper preset made without a problem (and the authors' folders)."""
+        return self.metadata.get("problem")
+
+    @property
+    def gaussian(self) -> bool:
+        """Each example starts from the Gaussians N(mu, sigma^2) that Cond.npy gives."""
+        return _gaussian(self.metadata)
+
     def __len__(self) -> int:
         start, stop, _ = self.indices.indices(self._total())
         return max(0, stop - start)
 
     def _total(self) -> int:
-        return self._array("Cond.npy").shape[0]
+        return self._array(self._file("Q", self.steps[0])).shape[0]
 
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.path / name, mmap_mode="r")
+
+    def _file(self, var: str, step: int) -> str:
+        return _name(var, step, self.width)
 
     def _step(self, step: int) -> int:
         if step not in self.steps:
@@ -169,20 +211,35 @@ class Dataset:
 
     def q(self, step: int) -> np.ndarray:
         """Positions at snapshot `step`: [n, N] float64."""
-        return np.array(self._array(_name("Q", self._step(step)))[self.indices])
+        return np.array(self._array(self._file("Q", self._step(step)))[self.indices])
 
     def p(self, step: int) -> np.ndarray:
         """Momenta at snapshot `step`: [n, N] float64."""
-        return np.array(self._array(_name("P", self._step(step)))[self.indices])
+        return np.array(self._array(self._file("P", self._step(step)))[self.indices])
 
     @property
     def cond(self) -> np.ndarray:
-        """[n, 2] = (sigma_q, sigma_p) of each example."""
+        """[n, 2] = (sigma_q, sigma_p) of each example; ValueError for a problem dataset
+        whose initial conditions are not Gaussian (it has no Cond.npy)."""
+        require_gaussian(self, "cond")
         return np.array(self._array("Cond.npy")[self.indices])
 
     @property
+    def params(self) -> np.ndarray:
+        """[n, P] per-example parameters of a problem dataset, columns ``param_names``."""
+        if self.problem is None:
+            raise ValueError(f"dataset {str(self.path)!r} was not made from a fastvp.problems "
+                             "problem: it has no Params.npy (its sigma_q, sigma_p are cond)")
+        return np.array(self._array(PARAMS)[self.indices])
+
+    @property
+    def param_names(self) -> list[str]:
+        """The names of the columns of ``params`` (empty without a problem)."""
+        return list(self.problem["columns"]) if self.problem is not None else []
+
+    @property
     def n_particles(self) -> int:
-        return self._array(_name("Q", self.steps[0])).shape[1]
+        return self._array(self._file("Q", self.steps[0])).shape[1]
 
     def split(self, name: str) -> Dataset:
         """The "train", "val" or "test" part (the paper's order and proportions)."""
@@ -192,17 +249,23 @@ class Dataset:
         sizes = split_sizes(stop - start)
         lo = start + sum(sizes[: SPLITS.index(name)])
         return Dataset(self.path, self.config, self.steps, slice(lo, lo + sizes[SPLITS.index(name)]),
-                       self.metadata, name)
+                       self.metadata, name, self.width)
 
     def batch(self, step: int = 0, device=None, dtype=torch.float64):
-        """The examples' state at snapshot `step` as a fastvp.Batch (mu from the config)."""
-        from .initial import Batch
+        """The examples' state at snapshot `step` as a fastvp.Batch: sigma from Cond.npy and
+        mu from the config; for a non-Gaussian problem, the sample means and stds of the
+        snapshot (as ``Problem.initial_conditions`` gives them)."""
+        from .initial import Batch, as_batch
 
+        q = torch.as_tensor(self.q(step), dtype=dtype, device=device)
+        p = torch.as_tensor(self.p(step), dtype=dtype, device=device)
+        if not self.gaussian:
+            return as_batch((q, p))
         cond = torch.as_tensor(self.cond, dtype=dtype, device=device)
         n = cond.shape[0]
         return Batch(
-            q=torch.as_tensor(self.q(step), dtype=dtype, device=device),
-            p=torch.as_tensor(self.p(step), dtype=dtype, device=device),
+            q=q,
+            p=p,
             sigma_q=cond[:, 0].contiguous(),
             sigma_p=cond[:, 1].contiguous(),
             mu_q=torch.full((n,), self.config.mu_q, dtype=dtype, device=device),
@@ -210,15 +273,47 @@ class Dataset:
         )
 
 
+def _gaussian(metadata: dict) -> bool:
+    """Whether a folder of this metadata has Gaussian initial conditions (and Cond.npy)."""
+    problem = metadata.get("problem")
+    return problem is None or bool(problem.get("gaussian"))
+
+
+def _extras(metadata: dict) -> dict[str, int]:
+    """The arrays of a folder besides its snapshots: {name: columns}."""
+    out = {"Cond.npy": 2} if _gaussian(metadata) else {}
+    if metadata.get("problem") is not None:
+        out[PARAMS] = len(metadata["problem"]["columns"])
+    return out
+
+
+def require_gaussian(ds: Dataset, purpose: str = "PDE-NHF's likelihood") -> None:
+    """Raise ValueError unless each example of `ds` starts from a known Gaussian.
+
+    PDE-NHF's likelihood is that of the initial Gaussian N(mu, sigma^2) pushed through the
+    flow: it needs every example's (sigma_q, sigma_p), which only the paper preset has (the
+    datasets of ``fastvp simulate`` without --problem, or with --problem paper). `purpose`
+    says what needs them, in the message.
+    """
+    if isinstance(ds, Dataset) and not ds.gaussian:
+        raise ValueError(
+            f"dataset {str(ds.path)!r} holds the {ds.problem['name']!r} problem, whose initial "
+            f"conditions are not Gaussian: {purpose} needs each example's initial Gaussian "
+            "(sigma_q, sigma_p; Cond.npy), which only the paper preset has (fastvp simulate "
+            "without --problem, or --problem paper)")
+
+
 def load_dataset(path) -> Dataset:
     """Open a dataset folder written by fastvp or by the authors' generator.
 
     Args:
-        path: the folder (Q00.npy, P00.npy, ..., Cond.npy, and metadata.json for fastvp's).
+        path: the folder (Q00.npy, P00.npy, ..., Cond.npy, and metadata.json for fastvp's;
+            a problem's folder has Params.npy, and Cond.npy only for Gaussian problems).
 
     Returns:
         A Dataset read lazily (memory-mapped): ``times``, ``q(step)`` / ``p(step)`` [n, N],
-        ``cond`` [n, 2], ``split("train" | "val" | "test")``.
+        ``cond`` [n, 2], ``split("train" | "val" | "test")``; a problem's ``problem`` and
+        ``params`` [n, P].
 
     Raises:
         FileNotFoundError: no such folder.
@@ -238,16 +333,16 @@ def load_dataset(path) -> Dataset:
     if (path / PROGRESS).exists():
         raise ValueError(f"dataset folder {str(path)!r} is an unfinished generation: resume it first")
     metadata, config = _read_metadata(path)
-    steps = _snapshot_steps(path, metadata, config)
-    cond, ref = _check_arrays(path, steps)
+    steps, width = _snapshot_steps(path, metadata, config)
+    ref = _check_arrays(path, [_name(v, s, width) for s in steps for v in "QP"], _extras(metadata))
     if metadata:
-        expected = (metadata.get("n_examples", cond.shape[0]), config.n_particles)
+        expected = (metadata.get("n_examples", ref[0]), config.n_particles)
         if ref != expected:
             raise ValueError(f"arrays of {str(path)!r} have shape {ref}, its metadata says "
                              f"(n_examples, n_particles) = {expected}")
     elif ref[1] != config.n_particles:
         config = config.replace(n_particles=ref[1])
-    return Dataset(path, config, steps, slice(0, cond.shape[0]), metadata)
+    return Dataset(path, config, steps, slice(0, ref[0]), metadata, width=width)
 
 
 #: The authors' generator writes these snapshot steps (the paper preset's).
@@ -262,25 +357,33 @@ def _read_metadata(path: Path) -> tuple[dict, PICConfig]:
     try:
         metadata = json.loads(meta_path.read_text())
         config = PICConfig.from_dict(metadata["config"])
+        if metadata.get("problem") is not None and not isinstance(metadata["problem"]["columns"], list):
+            raise TypeError("its problem's columns must be a list of names")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{str(meta_path)!r} is not a fastvp metadata file: {exc}") from exc
     return metadata, config
 
 
-def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> list[int]:
-    """The snapshot steps of the folder's Q??.npy / P??.npy files, checked against its
-    metadata, or (no metadata) against the authors' layout."""
+def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> tuple[list[int], int]:
+    """(the snapshot steps of the folder's Q??.npy / P??.npy files, the digits of their
+    names), checked against its metadata, or (no metadata) against the authors' layout."""
     found: dict[int, set] = {}
+    names = set()
     for f in path.iterdir():
         m = re.fullmatch(r"([QP])(\d+)\.npy", f.name)
         if m:
             found.setdefault(int(m.group(2)), set()).add(m.group(1))
+            names.add(f.name)
     if not found:
         raise ValueError(f"dataset folder {str(path)!r} holds no Q??.npy / P??.npy arrays")
     steps = sorted(found)
-    names = {_name(v, s) for s in steps for v in "QP" if v in found[s]}
-    if (path / "Cond.npy").exists():
-        names.add("Cond.npy")
+    width = min(len(n) - len("Q.npy") for n in names)
+    odd = names - {_name(v, s, width) for s in steps for v in found[s]}
+    if odd:
+        raise ValueError(f"dataset folder {str(path)!r} names its snapshots with {width} digits "
+                         f"and otherwise: {sorted(odd)}")
+    extras = _extras(metadata)
+    names |= {name for name in extras if (path / name).exists()}
     if not metadata:
         wanted = {_name(v, s) for s in AUTHORS_STEPS for v in "QP"} | {"Cond.npy"}
         if names != wanted:
@@ -288,43 +391,42 @@ def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> list[int]:
                 f"dataset folder {str(path)!r} has no {METADATA} and is not in the authors' layout "
                 f"(Q00.npy ... Q25.npy, P00.npy ... P25.npy every 5 steps, Cond.npy): missing "
                 f"{sorted(wanted - names)}, unexpected {sorted(names - wanted)}")
-    missing = [_name(v, s) for s in steps for v in "QP" if v not in found[s]]
-    if "Cond.npy" not in names:
-        missing.append("Cond.npy")
+    missing = [_name(v, s, width) for s in steps for v in "QP" if v not in found[s]]
+    missing += [name for name in extras if name not in names]
     if missing:
         raise ValueError(f"dataset folder {str(path)!r} is missing {missing}")
     if metadata and steps != config.snapshot_steps:
         raise ValueError(f"dataset folder {str(path)!r} holds steps {steps}, its metadata says "
                          f"{config.snapshot_steps}")
-    return steps
+    return steps, width
 
 
-def _check_arrays(path: Path, steps: list[int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """(Cond.npy, the [n, N] shape of every Q/P array), once all are readable float arrays
-    of one shape, n >= 1 examples of N >= 1 particles."""
+def _check_arrays(path: Path, snapshots: list[str], extras: dict[str, int]) -> tuple[int, int]:
+    """The [n, N] shape of every snapshot array, once all are readable float arrays of one
+    shape, n >= 1 examples of N >= 1 particles, and each extra array (Cond.npy, Params.npy)
+    has n rows of its number of columns."""
     arrays = {}
-    for name in [_name(v, s) for s in steps for v in "QP"] + ["Cond.npy"]:
+    for name in snapshots + list(extras):
         try:
             arrays[name] = np.load(path / name, mmap_mode="r")
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
                              "not a complete .npy file (truncated, or another format)") from exc
-    cond = arrays.pop("Cond.npy")
-    shapes = {k: a.shape for k, a in arrays.items()}
-    dtypes = {k: str(a.dtype) for k, a in list(arrays.items()) + [("Cond.npy", cond)]
-              if a.dtype.kind != "f"}
-    if cond.ndim != 2 or cond.shape[1] != 2:
-        raise ValueError(f"Cond.npy in {str(path)!r} must have shape [n, 2], got {cond.shape}")
-    bad = {k: s for k, s in shapes.items() if len(s) != 2 or s[0] != cond.shape[0]}
-    ref = shapes[_name("Q", steps[0])]
-    bad.update({k: s for k, s in shapes.items() if s != ref})
+    dtypes = {k: str(a.dtype) for k, a in arrays.items() if a.dtype.kind != "f"}
+    for name, columns in extras.items():
+        if arrays[name].ndim != 2 or arrays[name].shape[1] != columns:
+            raise ValueError(f"{name} in {str(path)!r} must have shape [n, {columns}], got "
+                             f"{arrays[name].shape}")
+    ref = arrays[snapshots[0]].shape
+    bad = {k: a.shape for k, a in arrays.items()
+           if len(a.shape) != 2 or (a.shape != ref if k in snapshots else a.shape[0] != ref[0])}
     if bad:
-        raise ValueError(f"arrays of {str(path)!r} disagree in shape: Cond.npy {cond.shape}, {bad}")
-    if cond.shape[0] == 0 or ref[1] == 0:
+        raise ValueError(f"arrays of {str(path)!r} disagree in shape: {snapshots[0]} {ref}, {bad}")
+    if ref[0] == 0 or ref[1] == 0:
         raise ValueError(f"dataset folder {str(path)!r} holds no examples or no particles: shape {ref}")
     if dtypes:
         raise ValueError(f"arrays of {str(path)!r} must hold floating-point numbers, got {dtypes}")
-    return cond, ref
+    return ref
 
 
 # ---------------------------------------------------------------------------- writing
@@ -337,12 +439,16 @@ def _check_arrays(path: Path, steps: list[int]) -> tuple[np.ndarray, tuple[int, 
 # When every example is written, rank 0 renames the partial files into place, writes
 # metadata.json, and removes the progress files last.
 
-_OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|metadata\.json|\.progress(?:\.rank\d+)?\.json)(?:\.partial)?")
+_OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|Params\.npy|metadata\.json"
+                   r"|\.progress(?:\.rank\d+)?\.json)(?:\.partial)?")
 
 
-def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
+def _plan(n_examples: int, config: PICConfig, seed: int, problem: dict | None = None) -> dict:
+    """What a generation writes (its metadata.json, and "files"); `problem`: the
+    ``problem_entry`` of a problem's dataset."""
     from ._version import __version__
 
+    width = step_width(config.steps)
     plan = {
         "format": FORMAT,
         "fastvp_version": __version__,
@@ -351,16 +457,41 @@ def _plan(n_examples: int, config: PICConfig, seed: int) -> dict:
         "scheme": config.scheme,
         "interaction": config.interaction,
         "config": config.to_dict(),
-        "files": [_name(v, s) for s in config.snapshot_steps for v in "QP"] + ["Cond.npy"],
+        "files": [_name(v, s, width) for s in config.snapshot_steps for v in "QP"],
         "split": dict(zip(SPLITS, split_sizes(n_examples))),
     }
+    if problem is not None:
+        plan["problem"] = problem
+    plan["files"] += list(_extras(plan))
     plan["fingerprint"] = recipe_digest(plan)
     return plan
 
 
+def problem_entry(problem, quiet: bool) -> dict:
+    """What metadata.json records of a ``fastvp.problems.Problem`` under "problem".
+
+    name, quiet (the quiet start), gaussian (``Problem.gaussian``: Cond.npy is written),
+    params ({name: value}; a per-example sequence as {"per_example": "Params.npy", "min",
+    "max", "digest"}), columns (the per-example parameters: the columns of Params.npy).
+    """
+    params = {}
+    for p in problem.table:
+        v = problem.params[p.name]
+        if isinstance(v, np.ndarray):
+            v = {"per_example": PARAMS, "min": float(v.min()), "max": float(v.max()),
+                 "digest": digest(v.astype("<f8").tolist())}
+        elif v is not None:
+            v = p.kind(v)
+        params[p.name] = v
+    return {"name": problem.name, "quiet": bool(quiet), "gaussian": bool(problem.gaussian),
+            "params": params, "columns": [p.name for p in problem.table if p.per_example]}
+
+
 def _shape(plan: dict, name: str) -> tuple[int, int]:
     n = plan["n_examples"]
-    return (n, 2) if name == "Cond.npy" else (n, plan["config"]["n_particles"])
+    if name in ("Cond.npy", PARAMS):
+        return (n, _extras(plan)[name])
+    return (n, plan["config"]["n_particles"])
 
 
 def _merge(intervals) -> list[list[int]]:
@@ -636,6 +767,8 @@ def generate_dataset(
     config: PICConfig | None = None,
     seed: int = 0,
     *,
+    problem=None,
+    quiet: bool = False,
     chunk_size: int | None = None,
     device=None,
     resume: bool = False,
@@ -645,14 +778,21 @@ def generate_dataset(
     distributed: bool | None = None,
     threads: int | None = None,
 ) -> Dataset:
-    """Simulate `n_examples` paper-style examples and write them as a dataset folder.
+    """Simulate `n_examples` paper-style examples, or a problem's, and write a dataset folder.
 
     Writes Q00.npy, P00.npy, ..., Cond.npy (float64, the official layout) and metadata.json.
     Simulation runs in float64 on `device` (cpu by default), `chunk_size` examples at a time
-    (default 4096), with `threads` CPU threads (None: ``backend.default_threads()``, the
-    cores other processes leave idle): the process holds one chunk, never the dataset.
-    Example i is the same, byte for byte, whatever the chunking, the number of processes,
-    or the interruptions.
+    (default 4096, fewer where a chunk would hold more than 2^20 particles), with `threads`
+    CPU threads (None: ``backend.default_threads()``, the cores other processes leave
+    idle): the process holds one chunk, never the dataset. Example i is the same, byte for
+    byte, whatever the chunking, the number of processes, or the interruptions.
+
+    problem: a ``fastvp.problems.Problem`` (or its name, with its defaults) instead of
+    `config`: its config, and examples i = 0 .. n - 1 of ``problem.initial_conditions(n,
+    seed, quiet)`` (per-example parameters, if any, must describe `n_examples`). The folder
+    records the problem in metadata.json and each example's per-example parameters in
+    Params.npy; Cond.npy only where the problem's initial conditions are Gaussian (the
+    paper problem). Step numbers are zero-padded to the digits of the last step.
 
     Files appear complete or not at all: until the end they are ``*.partial`` files beside
     ``.progress.json``. `resume=True` continues an interrupted generation (or returns a
@@ -681,11 +821,15 @@ def generate_dataset(
     """
     from . import distributed as dist
 
-    config, n_examples, seed, chunk, out, dev = _generation_args(  # all checked before any write
+    problem, config = _problem_args(problem, quiet, config)  # all checked before any write
+    config, n_examples, seed, chunk, out, dev = _generation_args(
         out_dir, n_examples, config, seed, chunk_size, device, kernels, threads)
+    if problem is not None and problem.examples not in (None, n_examples):
+        raise ValueError(f"n_examples must be {problem.examples} (the length of the problem's "
+                         f"per-example parameters), got {n_examples!r}")
     resume, overwrite = check.boolean("resume", resume), check.boolean("overwrite", overwrite)
     check.optional(check.boolean, "distributed", distributed)
-    plan = _plan(n_examples, config, seed)
+    plan = _plan(n_examples, config, seed, problem_entry(problem, quiet) if problem else None)
     distributed, created_group, dev, rank, world = _join(distributed, device, dev)
     try:
         done = (dist.on_main if distributed else _call)(lambda: _prepare(out, plan, resume, overwrite))
@@ -696,7 +840,7 @@ def generate_dataset(
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
         failed = _simulate_chunks(out, plan, chunks[rank::world], own, dict(
-            config=config, seed=seed, device=dev, kernels=kernels,
+            config=config, seed=seed, device=dev, kernels=kernels, problem=problem, quiet=quiet,
             threads=threads or default_threads()), progress and rank == 0, rank, world)
         if distributed and dist.any_true(failed is not None) and failed is None:
             raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
@@ -729,6 +873,30 @@ def _join(distributed: bool | None, device, dev: torch.device):
     return distributed, created_group, dev, rank, world
 
 
+def _problem_args(problem, quiet, config):
+    """(the Problem or None, the config or None) of ``generate_dataset``, checked."""
+    from .problems import PROBLEMS, Problem
+
+    if check.boolean("quiet", quiet) and problem is None:
+        raise ValueError("quiet=True needs a problem (the paper preset's quiet start is "
+                         "problem=fastvp.problems.paper())")
+    if problem is None:
+        return None, config
+    if isinstance(problem, str):
+        problem = PROBLEMS[check.choice("problem", problem, sorted(PROBLEMS))]()
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a fastvp.problems.Problem or the name of one, got "
+                         f"{type(problem).__name__}")
+    if config is not None and config != problem.config:
+        raise ValueError(f"config must be None with a problem (the problem's config is used), "
+                         f"got {config!r}")
+    return problem, problem.config
+
+
+#: The default chunk: 4096 examples, fewer where they would hold more than 2^20 particles.
+CHUNK, CHUNK_PARTICLES = 4096, 2**20
+
+
 def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kernels, threads):
     """The checked arguments of ``generate_dataset``: (config, n, seed, chunk, out, device);
     `threads` checked too."""
@@ -739,7 +907,8 @@ def _generation_args(out_dir, n_examples, config, seed, chunk_size, device, kern
         raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
     n_examples = check.integer("n_examples", n_examples, 1)
     seed = check.integer("seed", seed, 0)
-    chunk = check.optional(check.integer, "chunk_size", chunk_size, 1) or 4096
+    chunk = (check.optional(check.integer, "chunk_size", chunk_size, 1)
+             or min(CHUNK, max(1, CHUNK_PARTICLES // config.n_particles)))
     check.optional(check.integer, "threads", threads, 1)
     if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
         raise ValueError(f"out_dir must be a path, got {out_dir!r}")
@@ -755,14 +924,9 @@ def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool
                      world: int) -> BaseException | None:
     """Simulate and write this rank's chunks [(lo, hi), ...]; returns the error, if any.
 
-    sim: config, seed, device, kernels and threads of the run. What was fully written is
-    synced and recorded in this rank's progress file, even on failure.
+    sim: config, seed, device, kernels, threads, problem and quiet of the run. What was
+    fully written is synced and recorded in this rank's progress file, even on failure.
     """
-    from .backend import threads_context
-    from .initial import initial_conditions
-    from .pic.simulate import simulate
-
-    config = sim["config"]
     failed, writer, bar = None, None, None
     try:
         if mine:
@@ -773,14 +937,7 @@ def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool
             bar = tqdm(total=sum(hi - lo for lo, hi in mine), unit="ex", leave=False,
                        desc="simulate" if world == 1 else f"simulate (rank 0 of {world})")
         for lo, hi in mine:
-            batch = initial_conditions(hi - lo, config=config, seed=sim["seed"], start=lo,
-                                       device=sim["device"])
-            with threads_context(sim["threads"]):
-                traj = simulate(batch, config, kernels=sim["kernels"])
-            rows = {_name(var, step): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
-                    for var, x in (("Q", traj.q), ("P", traj.p))}
-            rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
-            del batch, traj
+            rows = _chunk_rows(plan, sim, lo, hi)
             writer.submit(lo, hi, rows)  # written while the next chunk is simulated
             del rows
             if bar is not None:
@@ -796,3 +953,41 @@ def _simulate_chunks(out: Path, plan: dict, mine, own, sim: dict, progress: bool
         if bar is not None:
             bar.close()
     return failed
+
+
+def _chunk_rows(plan: dict, sim: dict, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Examples lo .. hi - 1 simulated: {file name: their rows} of every file of `plan`."""
+    from .backend import threads_context
+    from .initial import initial_conditions
+    from .pic.simulate import simulate
+
+    config, problem = sim["config"], sim["problem"]
+    if problem is None:
+        batch = initial_conditions(hi - lo, config=config, seed=sim["seed"], start=lo,
+                                   device=sim["device"])
+    else:
+        batch = problem.initial_conditions(hi - lo, seed=sim["seed"], quiet=sim["quiet"],
+                                           device=sim["device"], start=lo)
+    with threads_context(sim["threads"]):
+        traj = simulate(batch, config, kernels=sim["kernels"])
+    width = step_width(config.steps)
+    rows = {_name(var, step, width): x[i].cpu().numpy() for i, step in enumerate(config.snapshot_steps)
+            for var, x in (("Q", traj.q), ("P", traj.p))}
+    if "Cond.npy" in plan["files"]:
+        rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
+    if problem is not None:
+        rows[PARAMS] = _params_rows(problem, plan["problem"]["columns"], batch, lo, hi)
+    return rows
+
+
+def _params_rows(problem, columns: list[str], batch, lo: int, hi: int) -> np.ndarray:
+    """Params.npy's rows of examples lo .. hi - 1: [hi - lo, P]; a parameter the problem
+    draws itself (None: the paper's sigma_q, sigma_p) is read from their Batch."""
+    out = np.empty((hi - lo, len(columns)))
+    for j, name in enumerate(columns):
+        v = problem.params[name]
+        if v is None:
+            out[:, j] = getattr(batch, name).cpu().numpy()
+        else:
+            out[:, j] = v[lo:hi] if isinstance(v, np.ndarray) else v
+    return out

@@ -11,7 +11,10 @@ frequency under gravity); rates are those of the field amplitude |E_1(t)| ~ exp(
 
 ``check_physics(out)`` runs every problem at its default size against its theory and
 writes report.md with figures; ``PROBLEMS`` and ``PARAMETERS`` list the problems and
-their parameters (name, default, help, per-example or shared) for a command line.
+their parameters (name, default, help, per-example or shared) for a command line, and
+``build(name, values, examples, seed)`` makes one from such values, drawing per-example
+ranges (low, high) uniformly. ``fastvp.generate_dataset(out, n, problem=prob)`` writes a
+problem's dataset.
 """
 
 from .base import Parameter, Problem, Rate
@@ -22,7 +25,7 @@ from .jeans import jeans
 from .landau import landau
 from .paper import paper
 from .plasma_oscillation import plasma_oscillation
-from .registry import PARAMETERS, PROBLEMS
+from .registry import PARAMETERS, PROBLEMS, build
 from .two_stream import two_stream
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "Parameter",
     "Problem",
     "Rate",
+    "build",
     "bump_on_tail",
     "check_physics",
     "fit_rate",

@@ -127,6 +127,10 @@ class Problem:
         array([-0.1534, -0.0661])
     """
 
+    #: each example's initial conditions are the Gaussians N(mu, sigma^2) of its Batch's
+    #: mu_* and sigma_* (the paper preset): PDE-NHF's likelihood can be trained on them
+    gaussian: bool = False
+
     def __init__(self, name: str, config: PICConfig, params: dict, table: Sequence[Parameter],
                  sample: Callable, rate: Callable | None, description: str):
         self.name = name
@@ -150,23 +154,30 @@ class Problem:
         return {k: (float(v[i]) if isinstance(v, np.ndarray) else v) for k, v in self.params.items()}
 
     def parameter_values(self, examples: int | None = None) -> dict[str, np.ndarray]:
-        """Every parameter per example: {name: float64 array [B]} (None stays None)."""
+        """Every parameter of examples 0 .. B - 1: {name: float64 array [B]} (None stays None)."""
         b = self._examples(examples)
-        return {k: (None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (b,)).copy())
+        return {k: (None if v is None else np.resize(np.asarray(v, dtype=np.float64)[:b]
+                                                     if isinstance(v, np.ndarray) else float(v), b))
                 for k, v in self.params.items()}
 
-    def _examples(self, examples: int | None) -> int:
+    def _examples(self, examples: int | None, start: int = 0) -> int:
+        """B, checked: with per-example parameters of length n, start + B <= n."""
+        start = integer("start", start, low=0)
+        n = self.examples
+        if n is not None and start >= n:
+            raise ValueError(f"start must be below {n} (the length of the per-example "
+                             f"parameters), got {start!r}")
         if examples is None:
-            return self.examples or 1
+            return 1 if n is None else n - start
         examples = integer("examples", examples, low=1)
-        if self.examples is not None and examples != self.examples:
-            raise ValueError(f"examples must be {self.examples} (the length of the per-example "
-                             f"parameters), got {examples!r}")
+        if n is not None and start + examples > n:
+            raise ValueError(f"examples must be at most {n - start} (the length of the per-example "
+                             f"parameters is {n}, start {start}), got {examples!r}")
         return examples
 
     def initial_conditions(self, examples: int | None = None, seed: int = 0, quiet: bool = False,
-                           device=None, dtype: torch.dtype = torch.float64) -> Batch:
-        """The initial particles of `examples` examples.
+                           device=None, dtype: torch.dtype = torch.float64, start: int = 0) -> Batch:
+        """The initial particles of examples start .. start + B - 1.
 
         Args:
             examples: B; None gives one per per-example parameter value (or 1).
@@ -174,22 +185,25 @@ class Problem:
             quiet: evenly spaced positions and van der Corput velocity quantiles instead of
                 random draws (the same particles for examples of equal parameters).
             device, dtype: where the tensors live (float32 or float64).
+            start: the index i of the first example (its stream and its per-example
+                parameters), so that a dataset can draw its examples chunk by chunk; with
+                per-example parameters of length n, start + B <= n.
 
         Returns:
             A Batch: q, p [B, N]; its mu_* and sigma_* are the sample means and stds.
 
         Raises:
-            ValueError: for a bad examples, seed or quiet.
+            ValueError: for a bad examples, seed, quiet or start.
         """
-        b = self._examples(examples)
+        b = self._examples(examples, start)
         seed = integer("seed", seed, low=0)
         boolean("quiet", quiet)
         n = self.config.n_particles
         q = np.empty((b, n))
         p = np.empty((b, n))
-        for i in range(b):
+        for j, i in enumerate(range(start, start + b)):
             rng = None if quiet else np.random.default_rng(np.random.SeedSequence([seed, i]))
-            q[i], p[i] = self._sample(n, self.example_params(i), rng)
+            q[j], p[j] = self._sample(n, self.example_params(i), rng)
         kw = dict(device=resolve_device(device), dtype=resolve_dtype(dtype))
         return as_batch((torch.from_numpy(q).to(**kw), torch.from_numpy(p).to(**kw)))
 

@@ -8,11 +8,13 @@ in the paper's box (L = 128, 128 cells, 256 particles of charge 0.1, q/m = 1, dt
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from scipy.special import ndtri
 
 from ..config import PICConfig
 from ..initial import Batch, initial_conditions
+from ..validation import boolean
 from .base import Parameter, Problem, read_parameters
 from .sampling import evenly_spaced, van_der_corput
 
@@ -27,13 +29,19 @@ PARAMETERS = (
 class PaperProblem(Problem):
     """The paper preset: ``fastvp.initial_conditions`` with this problem's sigmas; quiet
     starts place the particles at Gaussian quantiles instead (positions at evenly spaced
-    quantiles, momenta at van der Corput ones)."""
+    quantiles, momenta at van der Corput ones). Example i is example i of
+    ``fastvp.initial_conditions``, whatever `start` and the batch size select it."""
+
+    gaussian = True
 
     def initial_conditions(self, examples: int | None = None, seed: int = 0, quiet: bool = False,
-                           device=None, dtype: torch.dtype = torch.float64) -> Batch:
-        b = self._examples(examples)
-        batch = initial_conditions(b, self.config, seed=seed, sigma_q=self.params["sigma_q"],
-                                   sigma_p=self.params["sigma_p"], device=device, dtype=dtype)
+                           device=None, dtype: torch.dtype = torch.float64, start: int = 0) -> Batch:
+        b = self._examples(examples, start)
+        boolean("quiet", quiet)
+        sigma = {name: v[start:start + b] if isinstance(v, np.ndarray) else v
+                 for name, v in self.params.items()}
+        batch = initial_conditions(b, self.config, seed=seed, start=start, device=device,
+                                   dtype=dtype, **sigma)
         if quiet:
             n = self.config.n_particles
             zq = torch.from_numpy(ndtri(evenly_spaced(n))).to(batch.q)

@@ -1,7 +1,15 @@
-"""The standard problems by name, with their parameter tables (for a command line)."""
+"""The standard problems by name, with their parameter tables, and ``build``: a problem
+from a command line's values, with per-example ranges."""
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..validation import integer
+from .base import Problem
 from .bump_on_tail import PARAMETERS as BUMP_ON_TAIL
 from .bump_on_tail import bump_on_tail
 from .jeans import PARAMETERS as JEANS
@@ -34,3 +42,67 @@ PARAMETERS = {
     "jeans": JEANS,
     "paper": PAPER,
 }
+
+
+#: Entropy words that set the streams of per-example parameter ranges apart from the
+#: examples' own streams (seed, i).
+RANGE_STREAM = zlib.crc32(b"fastvp.problems.range")
+
+
+def draw_range(name: str, low: float, high: float, examples: int, seed: int) -> np.ndarray:
+    """Per-example values of parameter `name` drawn uniformly from [low, high]:
+
+        x_i = low + (high - low) u_i,  u_i ~ U[0, 1) from the stream (seed, name),
+
+    so example i gets the same value whatever the number of examples beyond it: [examples].
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, RANGE_STREAM, zlib.crc32(name.encode())]))
+    return low + (high - low) * rng.random(examples)
+
+
+def build(name: str, values: Mapping | None = None, examples: int | None = None,
+          seed: int = 0) -> Problem:
+    """The problem `name` from a command line's values, per-example ranges drawn.
+
+    Args:
+        name: a key of ``PROBLEMS``.
+        values: {parameter: value}; a value is a number, or for a per-example parameter a
+            pair (low, high): each example draws its own value uniformly from [low, high]
+            (``draw_range``; low == high: that value). Parameters not given keep their
+            defaults.
+        examples: the number of examples (needed for a range).
+        seed: the seed of the ranges' draws.
+
+    Returns:
+        ``PROBLEMS[name](**values)`` with the ranges drawn.
+
+    Raises:
+        ValueError: naming the problem or the parameter, for an unknown problem, a parameter
+            the problem does not take, a range of a shared parameter, or a bad value.
+
+    Example:
+        >>> prob = build("landau", {"alpha": (0.01, 0.02), "particles": 64}, examples=3)
+        >>> prob.examples, bool(((prob.params["alpha"] >= 0.01) & (prob.params["alpha"] <= 0.02)).all())
+        (3, True)
+    """
+    if name not in PROBLEMS:
+        raise ValueError(f"problem must be one of {sorted(PROBLEMS)}, got {name!r}")
+    table = {p.name: p for p in PARAMETERS[name]}
+    seed = integer("seed", seed, low=0)
+    out = {}
+    for key, value in (values or {}).items():
+        if key not in table:
+            raise ValueError(f"{key} is not a parameter of problem {name!r} (its parameters: "
+                             f"{', '.join(table)})")
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            if not table[key].per_example:
+                raise ValueError(f"{key} takes one value (it is shared by the examples of a "
+                                 f"{name} batch), got {list(value)!r}")
+            low, high = (table[key].check(v) for v in value)
+            if high < low:
+                raise ValueError(f"{key} must be a range (low, high) with low <= high, got "
+                                 f"{list(value)!r}")
+            n = integer("examples", examples, low=1)
+            value = draw_range(key, low, high, n, seed)
+        out[key] = value
+    return PROBLEMS[name](**out)
