@@ -47,7 +47,7 @@ def test_every_dtype_help_states_the_one_rule_and_the_readme_too():
     for name, sub in _subparsers().items():
         dtype = next(a for a in sub._actions if "--dtype" in a.option_strings)
         assert DTYPE_RULE in dtype.help, name
-        expected = "float64" if name in ("simulate", "sample") else "float32"
+        expected = "float64" if name in ("simulate", "sample", "check-physics") else "float32"
         assert dtype.default == expected or (name == "train" and dtype.default is None), name
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "float64 for what a command writes as data" in readme

@@ -819,8 +819,6 @@ def generate_dataset(
         >>> len(ds), ds.cond.shape
         (4, (4, 2))
     """
-    from . import distributed as dist
-
     problem, config = _problem_args(problem, quiet, config)  # all checked before any write
     config, n_examples, seed, chunk, out, dev = _generation_args(
         out_dir, n_examples, config, seed, chunk_size, device, kernels, threads)
@@ -830,18 +828,28 @@ def generate_dataset(
     resume, overwrite = check.boolean("resume", resume), check.boolean("overwrite", overwrite)
     check.optional(check.boolean, "distributed", distributed)
     plan = _plan(n_examples, config, seed, problem_entry(problem, quiet) if problem else None)
-    distributed, created_group, dev, rank, world = _join(distributed, device, dev)
+    sim = dict(config=config, seed=seed, device=dev, kernels=kernels, problem=problem, quiet=quiet,
+               threads=threads or default_threads())
+    return _generate(out, plan, sim, chunk, resume, overwrite, progress, distributed, device)
+
+
+def _generate(out: Path, plan: dict, sim: dict, chunk: int, resume: bool, overwrite: bool,
+              progress: bool, distributed: bool | None, device) -> Dataset:
+    """``generate_dataset`` once its arguments are checked: prepare `out`, simulate and
+    write the missing chunks (this rank's share), finish; returns the Dataset."""
+    from . import distributed as dist
+
+    distributed, created_group, sim["device"], rank, world = _join(distributed, device, sim["device"])
     try:
         done = (dist.on_main if distributed else _call)(lambda: _prepare(out, plan, resume, overwrite))
         if done is None:
             return load_dataset(out)
-        chunks = [(lo, min(hi, lo + chunk)) for a, hi in _missing(done, n_examples)
+        chunks = [(lo, min(hi, lo + chunk)) for a, hi in _missing(done, plan["n_examples"])
                   for lo in range(a, hi, chunk)]
         # rank 0 keeps the intervals found at the start in the main progress file
         own = [list(iv) for iv in done] if rank == 0 else []
-        failed = _simulate_chunks(out, plan, chunks[rank::world], own, dict(
-            config=config, seed=seed, device=dev, kernels=kernels, problem=problem, quiet=quiet,
-            threads=threads or default_threads()), progress and rank == 0, rank, world)
+        failed = _simulate_chunks(out, plan, chunks[rank::world], own, sim, progress and rank == 0,
+                                  rank, world)
         if distributed and dist.any_true(failed is not None) and failed is None:
             raise RuntimeError(f"another rank failed while generating {str(out)!r}; what was written is "
                                "kept: run again with resume=True (--resume)")

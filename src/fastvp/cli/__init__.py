@@ -1,4 +1,4 @@
-"""The ``fastvp`` command line: simulate | train | sample | evaluate | demo.
+"""The ``fastvp`` command line: simulate | train | sample | evaluate | demo | check-physics.
 
 One module per subcommand, each with ``add_parser(subparsers)`` and ``run(args)``;
 ``_common`` holds what they share. A user error (a bad value, a path that cannot be read
@@ -13,10 +13,10 @@ import argparse
 import sys
 
 from .._version import __version__
-from . import demo, evaluate, sample, simulate, train
+from . import check_physics, demo, evaluate, sample, simulate, train
 from ._common import OneLineParser, check_threads, cli_message, error_text
 
-COMMANDS = (simulate, train, sample, evaluate, demo)
+COMMANDS = (simulate, train, sample, evaluate, demo, check_physics)
 
 
 def build_parser() -> argparse.ArgumentParser:

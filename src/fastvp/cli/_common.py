@@ -23,8 +23,9 @@ CLI_WORDS = {
 }
 
 #: The rule of every command's default --dtype, and why.
-DTYPE_RULE = ("float64 for what a command writes as data (simulate, sample: the authors' "
-              "layout is float64 and samples are compared with PIC to round-off), float32 "
+DTYPE_RULE = ("float64 for what a command writes as data or checks against theory (simulate, "
+              "sample, check-physics: the authors' layout is float64, samples are compared "
+              "with PIC to round-off, rates with linear theory to 1 %), float32 "
               "for the network work that is trained or measured (train, evaluate, demo: "
               "about twice as fast on CPUs; W1 is computed in float64 anyway)")
 
@@ -167,17 +168,18 @@ def given(args: argparse.Namespace, flags: Iterable[Flag]) -> dict:
 
 
 def add_common(parser: argparse.ArgumentParser, dtype: str = "float64",
-               dtype_help: str = "", dtypes: Iterable[str] = tuple(DTYPES)) -> None:
+               dtype_help: str = "", dtypes: Iterable[str] = tuple(DTYPES),
+               seed_help: str = "random seed (default: 0; a resumed run keeps its own)") -> None:
     """--device, --dtype, --seed, --threads, --quiet, --debug: shared by every subcommand.
 
-    dtype: this command's default, by ``DTYPE_RULE``; dtype_help: what it adds to it.
+    dtype: this command's default, by ``DTYPE_RULE``; dtype_help: what it adds to it;
+    seed_help: what --seed does in this command.
     """
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dtype", default=dtype, choices=sorted(dtypes),
                         help=f"floating-point precision (default: {dtype}{dtype_help}; the rule: "
                         f"{DTYPE_RULE})")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="random seed (default: 0; a resumed run keeps its own)")
+    parser.add_argument("--seed", type=int, default=None, help=seed_help)
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the cores left idle by other processes)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

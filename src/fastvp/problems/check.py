@@ -55,9 +55,10 @@ def _drifts(traj, prob: Problem) -> dict:
             "energy_series": e_rel.cpu().numpy(), "momentum_series": p_rel.cpu().numpy()}
 
 
-def run_problem(name: str, prob: Problem) -> tuple[dict, object]:
+def run_problem(name: str, prob: Problem, device=None,
+                dtype: torch.dtype = torch.float64) -> tuple[dict, object]:
     """Simulate one problem's quiet start; its measured rates against theory: (result, traj)."""
-    batch = prob.initial_conditions(quiet=True)
+    batch = prob.initial_conditions(quiet=True, device=device, dtype=dtype)
     start = time.perf_counter()
     traj = simulate(batch, prob.config, diagnostics=True)
     seconds = time.perf_counter() - start
@@ -118,7 +119,8 @@ def report_markdown(results: dict, figures: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def check_physics(out=None, progress: bool = True, problems=None) -> dict:
+def check_physics(out=None, progress: bool = True, problems=None, device=None,
+                  dtype: torch.dtype = torch.float64) -> dict:
     """Run every problem with a linear theory at its default size and compare with theory.
 
     Args:
@@ -126,6 +128,8 @@ def check_physics(out=None, progress: bool = True, problems=None) -> dict:
             phase-space density, energy and momentum drift), or None for no files.
         progress: show a progress bar.
         problems: names to run (default: all of ``TOLERANCES``).
+        device, dtype: where and in what precision the particles are simulated (default:
+            ``backend.resolve_device(None)``, float64).
     Returns:
         {problem: {"gamma", "omega", "theory_gamma", "theory_omega", "gamma_error",
         "omega_error", "tolerances", "passed", "energy_drift", "momentum_drift",
@@ -149,7 +153,7 @@ def check_physics(out=None, progress: bool = True, problems=None) -> dict:
     results, figures = {}, {}
     for name in tqdm(names, desc="check-physics", disable=not progress):
         prob = PROBLEMS[name]()
-        result, traj = run_problem(name, prob)
+        result, traj = run_problem(name, prob, device, dtype)
         if out is not None:
             figures[name] = _figures(name, prob, result, traj, Path(out))
         results[name] = result
