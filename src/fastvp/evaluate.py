@@ -108,9 +108,17 @@ def physics_mismatch(model_config, data_config) -> list[str]:
     return out
 
 
-def _check_physics(models, data_config, allow: bool) -> dict:
-    """Raise ValueError on a physics mismatch unless `allow`; returns {model name: mismatches}."""
+def _check_physics(models, data_config, allow: bool, problem: dict | None = None) -> dict:
+    """Raise ValueError on a physics mismatch unless `allow`; returns {model name: mismatches}.
+
+    problem: the data's ``Dataset.problem``; one whose initial conditions are not Gaussian
+    (a ``fastvp.problems`` dataset other than the paper's) is a mismatch of its own, told first.
+    """
     found = {name: physics_mismatch(m.config, data_config) for name, m in models}
+    if problem is not None and not problem.get("gaussian"):
+        told = (f"initial conditions: model the paper's Gaussians, data the {problem['name']!r} "
+                "problem of fastvp.problems")
+        found = {name: [told, *diffs] for name, diffs in found.items()}
     bad = {n: d for n, d in found.items() if d}
     if bad and not allow:
         name, diffs = next(iter(bad.items()))
@@ -355,8 +363,8 @@ def evaluate(
               for n, m in _load_models(model)]
     baseline = _load_baseline(baseline)
     ds = data if isinstance(data, Dataset) else load_dataset(data)
+    mismatch = _check_physics(models, ds.config, allow_mismatch, ds.problem)
     split = _test_split(ds, n_examples, models, baseline)
-    mismatch = _check_physics(models, ds.config, allow_mismatch)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -81,10 +81,11 @@ def _start_model(args: argparse.Namespace, config: TrainConfig):
     force-matched warm start (--pretrain-forces)."""
     if args.resume or (args.init == "random" and not args.pretrain_forces):
         return None
-    from ..data import load_dataset
+    from ..data import load_dataset, require_gaussian
     from ..surrogate.model import Surrogate
 
     ds = load_dataset(args.data)
+    require_gaussian(ds)  # before a warm start is built for data train() refuses
     if args.init == "field-energy":
         from ..surrogate.field_energy import field_energy_init, window_from_data
 

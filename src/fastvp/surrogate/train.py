@@ -184,10 +184,11 @@ class _Objective(torch.nn.Module):
 
 
 def _dataset(dataset):
-    from ..data import load_dataset
+    from ..data import load_dataset, require_gaussian
 
     if isinstance(dataset, (str, os.PathLike)):
-        return load_dataset(dataset)
+        dataset = load_dataset(dataset)
+    require_gaussian(dataset)  # the likelihood needs each example's initial Gaussian
     needed = ("split", "q", "p", "cond", "steps", "times", "config")
     if not all(hasattr(dataset, k) for k in needed):
         raise ValueError(f"dataset must be a dataset folder or a fastvp dataset, got "
