@@ -188,8 +188,17 @@ def _scenario_train(tmp: Path, report: dict) -> None:
     report["baseline_nan"] = _params(model)
 
 
+#: A problem's dataset (fastvp.problems): per-example beam speeds, Params.npy, no Cond.npy.
+PROBLEM = dict(v0=[0.8, 0.9, 1.0, 1.1, 1.2], vth=0.1, particles=64, cells=16, steps=4, save_every=2)
+
+
+def _scenario_problem(tmp: Path, report: dict) -> None:
+    _generate(tmp / "ds", n_examples=5, chunk_size=1, problem=fastvp.problems.two_stream(**PROBLEM))
+    report["ok"] = True
+
+
 SCENARIOS = {"generate": _scenario_generate, "resume": _scenario_resume, "rank_fails": _scenario_rank_fails,
-             "train": _scenario_train}
+             "train": _scenario_train, "problem": _scenario_problem}
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +274,14 @@ def test_a_failing_rank_stops_all_and_leaves_a_resumable_folder(tmp_path, refere
     assert sorted(progress) == [".progress.json", ".progress.rank1.json"]
     _generate(tmp_path / "ds", resume=True)  # one process finishes what two started
     assert files(tmp_path / "ds") == reference
+
+
+def test_two_ranks_write_a_problems_dataset_as_one_process(tmp_path, one_thread):
+    one = _generate(tmp_path / "one", n_examples=5, problem=fastvp.problems.two_stream(**PROBLEM))
+    reports = run_ranks("problem", tmp_path)
+    assert all(r.get("ok") for r in reports), reports
+    assert files(tmp_path / "ds") == files(one.path)
+    assert "Params.npy" in files(one.path) and "Cond.npy" not in files(one.path)
 
 
 @pytest.mark.slow
