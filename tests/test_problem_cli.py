@@ -82,6 +82,21 @@ def test_check_physics_refuses_an_unknown_problem(tmp_path, capsys):
 # --- fastvp simulate --problem --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["simulate", "check-physics"])
+def test_help_shows_the_problems_and_the_common_flags(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert info.value.code == 0
+    for word in ("--device", "--dtype", "--seed", "--threads", "--quiet", "--debug", "jeans"):
+        assert word in text
+    if command == "simulate":  # every parameter of every problem is a flag
+        for table in PARAMETERS.values():
+            for p in table:
+                assert "--" + p.name.replace("_", "-") in text, p.name
+        assert "LO HI: each example draws its own uniformly in [LO, HI]" in " ".join(text.split())
+
+
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_simulate_problem_writes_the_problems_examples(tmp_path, name):
     out = tmp_path / name

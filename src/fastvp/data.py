@@ -418,8 +418,8 @@ def _check_arrays(path: Path, snapshots: list[str], extras: dict[str, int]) -> t
             raise ValueError(f"{name} in {str(path)!r} must have shape [n, {columns}], got "
                              f"{arrays[name].shape}")
     ref = arrays[snapshots[0]].shape
-    bad = {k: a.shape for k, a in arrays.items()
-           if len(a.shape) != 2 or (a.shape != ref if k in snapshots else a.shape[0] != ref[0])}
+    bad = {k: a.shape for k, a in arrays.items() if len(a.shape) != 2 or len(ref) != 2
+           or (a.shape != ref if k in snapshots else a.shape[0] != ref[0])}
     if bad:
         raise ValueError(f"arrays of {str(path)!r} disagree in shape: {snapshots[0]} {ref}, {bad}")
     if ref[0] == 0 or ref[1] == 0:

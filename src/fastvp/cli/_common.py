@@ -25,7 +25,7 @@ CLI_WORDS = {
 #: The rule of every command's default --dtype, and why.
 DTYPE_RULE = ("float64 for what a command writes as data or checks against theory (simulate, "
               "sample, check-physics: the authors' layout is float64, samples are compared "
-              "with PIC to round-off, rates with linear theory to 1 %), float32 "
+              "with PIC to round-off, rates with linear theory), float32 "
               "for the network work that is trained or measured (train, evaluate, demo: "
               "about twice as fast on CPUs; W1 is computed in float64 anyway)")
 
