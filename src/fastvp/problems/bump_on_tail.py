@@ -29,11 +29,12 @@ def bump_on_tail(k: float = 0.3, nb=0.1, vb=4.5, vthb=0.5, alpha=1e-4, particles
         k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
         nb, vb, vthb, alpha: per example: a number, or a sequence of B numbers.
         particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+
     Returns:
-        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
+        A Problem whose ``theory()`` is the bump's growing root.
 
     Raises:
-        ValueError: naming the argument and its value, for a value out of range.
+        ValueError: nb, vb, vthb, alpha or k out of range, or bad numerics (named).
 
     Example:
         >>> from fastvp.problems import bump_on_tail

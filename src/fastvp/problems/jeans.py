@@ -28,11 +28,12 @@ def jeans(k: float = 0.5, vth=1.0, alpha=1e-4, particles: int = 2**18, cells: in
         k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
         vth, alpha: per example: a number, or a sequence of B numbers.
         particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+
     Returns:
-        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
+        A gravitational Problem whose ``theory()`` is the growing Jeans root.
 
     Raises:
-        ValueError: naming the argument and its value, for a value out of range.
+        ValueError: k, vth or alpha not finite and > 0, or bad numerics (named).
 
     Example:
         >>> from fastvp.problems import jeans

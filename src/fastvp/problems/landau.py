@@ -30,11 +30,12 @@ def landau(k: float = 0.5, alpha=0.01, vth=1.0, particles: int = 2**20, cells: i
         k: wavenumber of the perturbation, shared by the batch (the box is L = 2 pi / k).
         alpha, vth: per example: a number, or a sequence of B numbers.
         particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+
     Returns:
-        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
+        A Problem whose ``theory()`` is the least damped Langmuir root (gamma < 0).
 
     Raises:
-        ValueError: naming the argument and its value, for a value out of range.
+        ValueError: k, alpha or vth not finite and > 0, or bad numerics (named).
 
     Example:
         >>> from fastvp.problems import landau

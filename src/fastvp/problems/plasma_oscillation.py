@@ -25,11 +25,12 @@ def plasma_oscillation(k: float = 0.5, alpha=0.01, particles: int = 2**14, cells
         k: wavenumber of the ripple, shared by the batch (the box is L = 2 pi / k).
         alpha: per example: a number, or a sequence of B numbers.
         particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+
     Returns:
-        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
+        A Problem whose ``theory()`` is the cold oscillation at omega_p = 1.
 
     Raises:
-        ValueError: naming the argument and its value, for a value out of range.
+        ValueError: k or alpha out of range, or bad numerics (named).
 
     Example:
         >>> from fastvp.problems import plasma_oscillation

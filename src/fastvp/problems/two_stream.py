@@ -31,11 +31,12 @@ def two_stream(k: float = 0.6, v0=1.0, vth=0.0, alpha=1e-6, particles: int = 2**
         k: wavenumber of the seeded mode, shared by the batch (the box is L = 2 pi / k).
         v0, vth, alpha: per example: a number, or a sequence of B numbers.
         particles, cells, dt, steps, save_every: the numerics (``PICConfig``).
+
     Returns:
-        A Problem (``.config``, ``.initial_conditions``, ``.theory``).
+        A Problem whose ``theory()`` is the growth of the two-stream mode (cold or warm).
 
     Raises:
-        ValueError: naming the argument and its value, for a value out of range.
+        ValueError: k, v0 or alpha out of range, vth < 0, or bad numerics (named).
 
     Example:
         >>> from fastvp.problems import two_stream
