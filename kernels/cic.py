@@ -32,13 +32,15 @@ def _cic_index(x, dx, cells):
 
 
 @triton.jit
-def _deposit_kernel(x_ptr, rho_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
+def _lanes(n, BLOCK: tl.constexpr):
+    """This program's example b, its particles' offsets and their mask."""
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    dx = tl.load(scal_ptr)
-    w = tl.load(scal_ptr + 1)
-    x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
+    return tl.program_id(0), offs, offs < n
+
+
+@triton.jit
+def _scatter(rho_ptr, b, cells, x, dx, w, mask):
+    """rho_b[j] += (1 - f) w, rho_b[j + 1] += f w for each particle x (atomic)."""
     left, right, f = _cic_index(x, dx, cells)
     base = rho_ptr + b * cells
     tl.atomic_add(base + left, (1 - f) * w, mask=mask, sem="relaxed")
@@ -46,25 +48,32 @@ def _deposit_kernel(x_ptr, rho_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _gather_kernel(grid_ptr, x_ptr, out_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    dx = tl.load(scal_ptr)
-    x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
+def _interpolate(grid_ptr, b, cells, x, dx, mask):
+    """e_j + f (e_{j+1} - e_j) of example b's grid at each particle x."""
     left, right, f = _cic_index(x, dx, cells)
     e0 = tl.load(grid_ptr + b * cells + left, mask=mask, other=0.0)
     e1 = tl.load(grid_ptr + b * cells + right, mask=mask, other=0.0)
-    tl.store(out_ptr + b * n + offs, e0 + f * (e1 - e0), mask=mask)
+    return e0 + f * (e1 - e0)
+
+
+@triton.jit
+def _deposit_kernel(x_ptr, rho_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
+    b, offs, mask = _lanes(n, BLOCK)
+    x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
+    _scatter(rho_ptr, b, cells, x, tl.load(scal_ptr), tl.load(scal_ptr + 1), mask)
+
+
+@triton.jit
+def _gather_kernel(grid_ptr, x_ptr, out_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
+    b, offs, mask = _lanes(n, BLOCK)
+    x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
+    tl.store(out_ptr + b * n + offs, _interpolate(grid_ptr, b, cells, x, tl.load(scal_ptr), mask),
+             mask=mask)
 
 
 @triton.jit
 def _drift_deposit_kernel(x_ptr, v_ptr, rho_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    dx = tl.load(scal_ptr)
-    w = tl.load(scal_ptr + 1)
+    b, offs, mask = _lanes(n, BLOCK)
     dt = tl.load(scal_ptr + 2)
     length = tl.load(scal_ptr + 3)
     x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
@@ -73,25 +82,17 @@ def _drift_deposit_kernel(x_ptr, v_ptr, rho_ptr, scal_ptr, n, cells, BLOCK: tl.c
     x = x - length * tl.floor(x / length)
     x = tl.where(x >= length, x - length, x)
     tl.store(x_ptr + b * n + offs, x, mask=mask)
-    left, right, f = _cic_index(x, dx, cells)
-    base = rho_ptr + b * cells
-    tl.atomic_add(base + left, (1 - f) * w, mask=mask, sem="relaxed")
-    tl.atomic_add(base + right, f * w, mask=mask, sem="relaxed")
+    _scatter(rho_ptr, b, cells, x, tl.load(scal_ptr), tl.load(scal_ptr + 1), mask)
 
 
 @triton.jit
 def _kick_gather_kernel(grid_ptr, x_ptr, v_ptr, scal_ptr, n, cells, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    dx = tl.load(scal_ptr)
+    b, offs, mask = _lanes(n, BLOCK)
     c = tl.load(scal_ptr + 1)
     x = tl.load(x_ptr + b * n + offs, mask=mask, other=0.0)
     v = tl.load(v_ptr + b * n + offs, mask=mask, other=0.0)
-    left, right, f = _cic_index(x, dx, cells)
-    e0 = tl.load(grid_ptr + b * cells + left, mask=mask, other=0.0)
-    e1 = tl.load(grid_ptr + b * cells + right, mask=mask, other=0.0)
-    tl.store(v_ptr + b * n + offs, v + c * (e0 + f * (e1 - e0)), mask=mask)
+    e = _interpolate(grid_ptr, b, cells, x, tl.load(scal_ptr), mask)
+    tl.store(v_ptr + b * n + offs, v + c * e, mask=mask)
 
 
 def _scalars(ref: torch.Tensor, *values: float) -> torch.Tensor:
