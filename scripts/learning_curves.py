@@ -13,11 +13,18 @@ from pathlib import Path
 from fastvp import plots
 
 
+EPOCHS = (1, 2, 3, 5, 10, 20, 40, 60, 80, 100, 120, 160, 200)
+
+
 def table(runs: dict) -> str:
+    """Rows at the epochs of EPOCHS, each run's kept epoch and its last one."""
     lines = ["| run | epoch | wall time (h) | val NLL | W1 q % | W1 p % | a |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for label, rows in runs.items():
+        kept = {rows[-1].get("kept"), rows[-1]["epoch"]} if rows else set()
         for r in rows:
+            if r["epoch"] not in EPOCHS and r["epoch"] not in kept:
+                continue
             lines.append(f"| {label} | {r['epoch']} | {r['elapsed'] / 3600:.2f} | "
                          f"{r.get('val_loss', float('nan')):.1f} | {r['val_w1_q_pct']:.2f} | "
                          f"{r['val_w1_p_pct']:.2f} | {r.get('a', float('nan')):.4f} |")

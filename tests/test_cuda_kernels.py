@@ -89,21 +89,23 @@ def test_fused_training_gradient_matches_torch_backward_on_gpu(dtype, n, hidden)
     got = run(lambda x, w: closed_form_grad_triton(x, w, threshold=SOFTPLUS_THRESHOLD))
     want = run(lambda x, w: closed_form_grad(x, w, kernels="torch"))
     assert rel_err(got[0], want[0]) < TOL[dtype]
-    # On an H200 (2026-11-26) the float32 parameter gradients differed from the torch
-    # float32 backward by up to 1.7e-3 (N = H = 256) and 3.3e-4 (200, 100): both are float32
-    # sums with cancellations; the messages give each path's error against float64 torch, so
-    # that the next GPU run tells which path is off (float64 passed at 1e-9).
-    exact = None
-    if dtype == torch.float32:
-        net64 = net.double()
-        q, v = q.double(), v.double()
-        leaves[:] = [t for name, t in net64.named_parameters() if name != "rho.2.bias"]
-        exact = run(lambda x, w: closed_form_grad(x, w, kernels="torch"))
-        net.float()
-    for i, (a, b) in enumerate(zip(got[1:], want[1:], strict=True)):
-        detail = "" if exact is None else (f" (vs float64: fused {rel_err(a, exact[i + 1]):.2e}, "
-                                           f"torch {rel_err(b, exact[i + 1]):.2e})")
-        assert rel_err(a, b) < GRAD_TOL[dtype], f"parameter {i}: {rel_err(a, b):.2e}{detail}"
+    if dtype == torch.float64:
+        for i, (a, b) in enumerate(zip(got[1:], want[1:], strict=True)):
+            assert rel_err(a, b) < GRAD_TOL[dtype], f"parameter {i}: {rel_err(a, b):.2e}"
+        return
+    # float32: the weight gradients are sums over the batch and the particles with
+    # cancellations, and the two paths sum in different orders, so they differ from each
+    # other by more than either differs from float64 (CPU, interpreter, N = H = 256: fused
+    # 1.9e-4, torch 5.6e-4, fused vs torch 3.8e-4; an H200 run saw 1.7e-3 between them).
+    # The fused path must be as close to float64 as torch's own float32 backward.
+    net64 = net.double()
+    q, v = q.double(), v.double()
+    leaves[:] = [t for name, t in net64.named_parameters() if name != "rho.2.bias"]
+    exact = run(lambda x, w: closed_form_grad(x, w, kernels="torch"))
+    for i, (a, b, c) in enumerate(zip(got[1:], want[1:], exact[1:], strict=True)):
+        fused, ref32 = rel_err(a, c), rel_err(b, c)
+        assert fused <= 2 * ref32 + GRAD_TOL[dtype], (
+            f"parameter {i}: fused float32 {fused:.2e} from float64, torch float32 {ref32:.2e}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
