@@ -12,7 +12,6 @@ from pathlib import Path
 
 from fastvp import plots
 
-
 EPOCHS = (1, 2, 3, 5, 10, 20, 40, 60, 80, 100, 120, 160, 200)
 
 

@@ -62,4 +62,7 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
 def test_demo_runs_and_writes_its_figure(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--examples", "16"]) == 0
     assert (tmp_path / "demo.png").stat().st_size > 1000
-    assert "W1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "W1" in out
+    # it names the model it ran and how that model was made
+    assert "surrogate 'paper-1d': likelihood; start: random; supervised at t = 1; a learned" in out

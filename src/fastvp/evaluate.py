@@ -619,6 +619,11 @@ def demo(out_dir, n_examples: int = 128, model="paper-1d", seed: int = 0, device
         f"momenta {result['identity']['w1_p']:.4f}")
     samples = {}
     if surrogate is not None:
+        from .report import describe_training
+
+        made = describe_training(getattr(surrogate, "training_info", None))
+        result["surrogate"]["made_by"] = made
+        say(f"surrogate {str(model)!r}: {made}")
         result["surrogate"]["runs"] = _demo_runs(surrogate, batch, (qT, pT), ks, pic_s, device,
                                                  samples, say)
     sample = samples.get(ks[0])
