@@ -1,7 +1,12 @@
 """Learning curves of training runs: a figure and a markdown table from their history.json.
 
     python scripts/learning_curves.py docs/learning-curves.png \
-        "fastvp recipe=runs/paper-1d/history.json" "paper recipe=runs/paper-recipe/history.json"
+        "fastvp recipe (paper-1d)=src/fastvp/weights/paper-1d.history.json" \
+        "paper recipe (stopped at epoch 8)=docs/likelihood-probes/paper-recipe.history.json" \
+        "fastvp recipe, official scheme=src/fastvp/weights/paper-1d-official-scheme.history.json"
+
+(the paper recipe's run: `fastvp train --recipe paper --data data/paper-seed0 --out
+runs/paper-recipe --threads 1`, stopped after 8 epochs; its history.json copied to docs/)
 """
 
 from __future__ import annotations
