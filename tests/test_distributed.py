@@ -284,13 +284,25 @@ def test_two_ranks_write_a_problems_dataset_as_one_process(tmp_path, one_thread)
     assert "Params.npy" in files(one.path) and "Cond.npy" not in files(one.path)
 
 
+# torchrun's standalone rendezvous picks its own free port (no race with a port chosen here)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc-per-node", str(WORLD)]
+
+
+def _launch(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run a torchrun command; on failure, fail with its output (CalledProcessError hides it)."""
+    res = subprocess.run(cmd, timeout=300, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, f"{' '.join(cmd)}\nexit {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res
+
+
 @pytest.mark.slow
 def test_torchrun_cli_writes_the_same_bytes_as_one_process(tmp_path, reference):
     out = tmp_path / "ds"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD),
-           "--master-port", str(free_port()), "-m", "fastvp.cli", "simulate", "--out", str(out),
+    cmd = [*TORCHRUN, "-m", "fastvp.cli", "simulate", "--out", str(out),
            "--examples", str(N_EXAMPLES), "--chunk", str(CHUNK), "--seed", str(SEED), "--quiet"]
-    subprocess.run(cmd, check=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    _launch(cmd)
     assert files(out) == reference
 
 
@@ -436,12 +448,10 @@ def test_training_arguments_in_a_single_process(tmp_path):
 def test_torchrun_cli_trains_like_one_process(tmp_path, ddp_training):
     data, ref, _ = ddp_training
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD),
-           "--master-port", str(free_port()), "-m", "fastvp.cli", "train", "--data",
+    cmd = [*TORCHRUN, "-m", "fastvp.cli", "train", "--data",
            str(data / "train_ds"), "--out", str(out), "--quiet", "--device", "cpu"]
     cmd += [f"--{k.replace('_', '-')}={0 if v is None else v}" for k, v in TRAIN.items()]
-    res = subprocess.run(cmd, check=True, timeout=300, capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    res = _launch(cmd)
     assert res.stdout.count("trained 2 epochs on 2 ranks") == 1  # rank 0 alone reports
     saved = _params(fastvp.Surrogate.load(out / "model.safetensors"))
     assert max_difference(saved, ref["params"]) < 1e-12
