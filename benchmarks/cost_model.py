@@ -27,7 +27,7 @@ import math
 import sys
 from dataclasses import dataclass
 
-from fastvp.kernels import aot, cic, deepset_leapfrog
+from fastvp.kernels import aot, cic, deepset_common, deepset_leapfrog, deepset_train
 
 # ---------------------------------------------------------------------------- the H100 SXM
 #: H100 SXM5 (sm_90). Sources: NVIDIA H100 Tensor Core GPU datasheet and Hopper
@@ -222,9 +222,9 @@ def training_step_launches(steps: int = 25) -> dict:
     def stub(kernel, *args, **kwargs):
         triton_launches.append(kernel)
 
-    saved = (deepset_leapfrog._row_launch, os.environ.get("FASTVP_KERNELS"),
+    saved = (deepset_train._row_launch, os.environ.get("FASTVP_KERNELS"),
              os.environ.get("TRITON_INTERPRET"))
-    deepset_leapfrog._row_launch = stub
+    deepset_train._row_launch = stub
     os.environ.update(FASTVP_KERNELS="triton", TRITON_INTERPRET="1")
     try:
         model = fastvp.Surrogate(steps=steps, hidden=8)
@@ -236,7 +236,7 @@ def training_step_launches(steps: int = 25) -> dict:
             opt.step()
             opt.zero_grad(set_to_none=True)
     finally:
-        deepset_leapfrog._row_launch = saved[0]
+        deepset_train._row_launch = saved[0]
         for key, value in (("FASTVP_KERNELS", saved[1]), ("TRITON_INTERPRET", saved[2])):
             if value is None:
                 os.environ.pop(key, None)
@@ -250,7 +250,7 @@ def training_step(batch: int, steps: int, dtype: str, clip: int = 0, gpu: dict =
                   launches: dict | None = None) -> Prediction:
     """One training step: pullback of `batch` examples by K = `steps` leapfrog steps with the
     Triton gradient (4 kernels per gradient, one program per example) and its backward."""
-    b = deepset_leapfrog._blocks(N, HIDDEN, _torch_dtype(dtype))
+    b = deepset_common.tiles(N, HIDDEN, _torch_dtype(dtype))
     trips = {"deepset_pool": math.ceil(HIDDEN / b["BH"]),
              "deepset_force": math.ceil(HIDDEN / (4 * b["BQ"])),
              "deepset_moments": math.ceil(HIDDEN / b["BH"]),

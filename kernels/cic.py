@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .aot_spec import AotSpec, signature_of
+
 BLOCK = 256
 
 
@@ -151,8 +153,6 @@ def aot_specs(dtype: str, sizes: dict) -> list:
 
     sizes: {"N": particles per example, "Nx": cells, ...}; dtype "float32" or "float64".
     """
-    from .aot_spec import AotSpec, signature_of
-
     ints = {"n": sizes["N"], "cells": sizes["Nx"]}
     const = {"BLOCK": BLOCK}
     kernels = {"cic_deposit": _deposit_kernel, "cic_gather": _gather_kernel,

@@ -1,5 +1,5 @@
 """Every Triton kernel compiles for real GPUs (sm_80, sm_90) on this CPU, without spills at
-the paper's sizes (``fastvp.kernels.aot``; SPEC.md section 7).
+the paper's sizes (``fastvp.kernels.aot``; docs/physics.md section 6).
 
 Compiles are cached for the session (and by Triton on disk); the awkward sizes (N, H, Nx
 not powers of two) are swept in a slow test, their spills reported, not failed.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fastvp.kernels import aot, aot_report, cic, deepset_leapfrog
+from fastvp.kernels import aot, aot_report, cic, deepset_leapfrog, deepset_train
 
 ARCHS = ("sm_80", "sm_90")
 KEYS = {"kernel", "dtype", "arch", "sizes", "registers", "spill_stores", "spill_loads", "shared",
@@ -38,7 +38,8 @@ def test_every_kernel_of_every_family_has_a_spec():
         for dtype in aot.DTYPES:
             specs = module.aot_specs(dtype, aot.SIZES["paper"])
             assert {_name(s.fn) for s in specs} == _kernel_functions(module), module.__name__
-    assert {m.__name__ for m in aot.kernel_families()} == {cic.__name__, deepset_leapfrog.__name__}
+    assert {m.__name__ for m in aot.kernel_families()} == {
+        cic.__name__, deepset_leapfrog.__name__, deepset_train.__name__}
 
 
 def _name(fn) -> str:

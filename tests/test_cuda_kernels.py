@@ -74,7 +74,7 @@ def test_fused_sampler_matches_torch_leapfrog_on_gpu(dtype, n, hidden, hot):
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("n,hidden", SIZES)
 def test_fused_training_gradient_matches_torch_backward_on_gpu(dtype, n, hidden):
-    from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton
+    from fastvp.kernels.deepset_train import closed_form_grad_triton
 
     net = _net(hidden, dtype)
     q, _ = _state(EXAMPLES, n, dtype)

@@ -1,5 +1,5 @@
 """The fused DeepSet leapfrog (Triton, interpreted on CPU) and the blocked CPU path against
-the closed-form torch gradient and the autograd reference (SPEC.md section 3).
+the closed-form torch gradient and the autograd reference (docs/physics.md section 3).
 
 Every network here has hidden units pushed past torch's Softplus threshold (z > 20, where
 its slope is exactly 1) in both the particle layer and the rho layer, so the tests see
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton, fused_grad
 from fastvp.kernels.deepset_leapfrog import deepset_leapfrog as _deepset_leapfrog
+from fastvp.kernels.deepset_leapfrog import fused_grad
+from fastvp.kernels.deepset_train import closed_form_grad_triton
 
 from fastvp.backend import triton_interpreted
 from fastvp.surrogate.flow import (
