@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import fastvp
-from fastvp.data import PARTIAL, PROGRESS, _merge, _missing, _read_progress
+from fastvp.data import PARTIAL, PROGRESS
+from fastvp.data.writer import merge_intervals, missing_intervals, read_progress
 
 SMALL = fastvp.PICConfig(n_particles=32)
 
@@ -77,15 +78,15 @@ def test_split_follows_the_paper_proportions(tmp_path):
 
 
 def test_progress_intervals_merge_and_leave_the_right_gaps():
-    done = _merge([[50, 100], [0, 50], [200, 250], [220, 230], [300, 300]])
+    done = merge_intervals([[50, 100], [0, 50], [200, 250], [220, 230], [300, 300]])
     assert done == [[0, 100], [200, 250]]
-    assert _missing(done, 400) == [(100, 200), (250, 400)]
-    assert _missing([[0, 400]], 400) == []
+    assert missing_intervals(done, 400) == [(100, 200), (250, 400)]
+    assert missing_intervals([[0, 400]], 400) == []
 
 
 def test_progress_of_the_first_format_is_read(tmp_path):
     (tmp_path / PROGRESS).write_text(json.dumps({"plan": {"seed": 1}, "done": 120}))
-    assert _read_progress(tmp_path / PROGRESS) == {"plan": {"seed": 1}, "done": [[0, 120]]}
+    assert read_progress(tmp_path / PROGRESS) == {"plan": {"seed": 1}, "done": [[0, 120]]}
 
 
 MEMORY_SCRIPT = """

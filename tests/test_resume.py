@@ -105,10 +105,10 @@ def test_generation_killed_while_renaming_resumes_to_the_same_bytes(tmp_path, re
             renamed.append(dst)
         return real(src, dst)
 
-    monkeypatch.setattr("fastvp.data.os.replace", crash_on_the_fourth_array)
+    monkeypatch.setattr("fastvp.data.writer.os.replace", crash_on_the_fourth_array)
     with pytest.raises(KeyboardInterrupt):
         fastvp.generate_dataset(out, n_examples=N_EXAMPLES, seed=SEED, chunk_size=CHUNK, progress=False)
-    monkeypatch.setattr("fastvp.data.os.replace", real)
+    monkeypatch.setattr("fastvp.data.writer.os.replace", real)
     assert len(renamed) == 3 and (out / PROGRESS).exists() and not (out / "metadata.json").exists()
     with pytest.raises(ValueError, match="unfinished"):
         fastvp.load_dataset(out)
