@@ -1,4 +1,4 @@
-"""evaluate(): report files, tables checked against independent recomputations; demo; CLI."""
+"""evaluate_models(): report files, tables checked against independent recomputations; demo; CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 import fastvp
 from fastvp.cli import build_parser
-from fastvp.evaluate import demo, evaluate
+from fastvp.evaluation import demo, evaluate_models
 from fastvp.surrogate.baseline import BaselineConfig, train_baseline
 from fastvp.surrogate.model import Surrogate
 
@@ -47,8 +47,8 @@ def baseline(dataset):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, dataset, model, baseline):
     out = tmp_path_factory.mktemp("report")
-    results = evaluate(model, dataset.path, out, baseline=baseline, steps_list=(5, 2, 1),
-                       n_examples=N_EVAL, progress=False, chunk_size=4)
+    results = evaluate_models(model, dataset.path, out, baseline=baseline, steps_list=(5, 2, 1),
+                              n_examples=N_EVAL, progress=False, chunk_size=4)
     return out, results
 
 
@@ -124,17 +124,17 @@ def test_flow_hamiltonian_is_conserved_and_a_reported(report, model):
 
 def test_invalid_arguments_raise_value_error(tmp_path, dataset, model):
     with pytest.raises(ValueError, match="n_examples"):
-        evaluate(model, dataset, tmp_path, n_examples=0, progress=False)
+        evaluate_models(model, dataset, tmp_path, n_examples=0, progress=False)
     with pytest.raises(ValueError, match="n_examples"):
-        evaluate(model, dataset, tmp_path, n_examples=10**6, progress=False)
+        evaluate_models(model, dataset, tmp_path, n_examples=10**6, progress=False)
     with pytest.raises(ValueError, match="steps_list"):
-        evaluate(model, dataset, tmp_path, steps_list=(), progress=False)
+        evaluate_models(model, dataset, tmp_path, steps_list=(), progress=False)
     with pytest.raises(ValueError, match="steps_list"):
-        evaluate(model, dataset, tmp_path, steps_list=(0,), progress=False)
+        evaluate_models(model, dataset, tmp_path, steps_list=(0,), progress=False)
     with pytest.raises(ValueError, match="model"):
-        evaluate(object(), dataset, tmp_path, progress=False)
+        evaluate_models(object(), dataset, tmp_path, progress=False)
     with pytest.raises(FileNotFoundError):
-        evaluate(model, tmp_path / "no-data", tmp_path, progress=False)
+        evaluate_models(model, tmp_path / "no-data", tmp_path, progress=False)
     assert not list(tmp_path.iterdir())
 
 
@@ -171,7 +171,8 @@ def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
 
 def test_several_models_in_one_report(tmp_path, dataset, model):
     other = Surrogate()  # a random potential: a different model
-    r = evaluate([model, other], dataset, tmp_path, steps_list=(2,), n_examples=3, progress=False)
+    r = evaluate_models([model, other], dataset, tmp_path, steps_list=(2,), n_examples=3,
+                        progress=False)
     assert [m["name"] for m in r["models"]] == ["PDE-NHF (1)", "PDE-NHF (2)"]
     assert r["table1"]["pde_nhf"] == r["models"][0]["table1"]
     assert r["models"][0]["table1"]["q"] != r["models"][1]["table1"]["q"]
@@ -184,9 +185,10 @@ def test_data_of_other_physics_is_refused_unless_allowed(tmp_path, model):
     grav = fastvp.generate_dataset(tmp_path / "grav", n_examples=20, seed=1, progress=False,
                                    config=fastvp.PICConfig(interaction="gravitational"))
     with pytest.raises(ValueError, match="interaction: model electrostatic, data gravitational"):
-        evaluate(model, grav, tmp_path / "r", steps_list=(2,), progress=False)
+        evaluate_models(model, grav, tmp_path / "r", steps_list=(2,), progress=False)
     assert not (tmp_path / "r").exists()
-    r = evaluate(model, grav, tmp_path / "r", steps_list=(2,), progress=False, allow_mismatch=True)
+    r = evaluate_models(model, grav, tmp_path / "r", steps_list=(2,), progress=False,
+                        allow_mismatch=True)
     assert r["models"][0]["physics_mismatch"] == ["interaction: model electrostatic, "
                                                   "data gravitational"]
     text = (tmp_path / "r" / "report.md").read_text()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..backend import resolve_dtype
+from ..evaluation import demo
 from ._common import add_common, check_out, seed
 
 
@@ -18,8 +20,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backend import resolve_dtype
-    from ..evaluate import demo
 
     check_out(args.out)
     demo(args.out, n_examples=args.examples, model=args.model, seed=seed(args),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..backend import resolve_dtype
+from ..evaluation import evaluate_models
 from ._common import add_common, check_out
 
 
@@ -37,15 +39,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..backend import resolve_dtype
-    from ..evaluate import evaluate
 
     check_out(args.out)  # before any model is sampled
     torch.manual_seed(0 if args.seed is None else args.seed)
     t0 = time.perf_counter()
-    r = evaluate(args.model, args.data, args.out, baseline=args.baseline, steps_list=args.steps,
-                 n_examples=args.examples, device=args.device, dtype=resolve_dtype(args.dtype),
-                 progress=not args.quiet, chunk_size=args.chunk, allow_mismatch=args.allow_mismatch)
+    r = evaluate_models(args.model, args.data, args.out, baseline=args.baseline,
+                        steps_list=args.steps, n_examples=args.examples, device=args.device,
+                        dtype=resolve_dtype(args.dtype), progress=not args.quiet,
+                        chunk_size=args.chunk, allow_mismatch=args.allow_mismatch)
     t1 = r["table1"]
     print(f"evaluated {r['data']['n_examples']} test examples in {time.perf_counter() - t0:.1f} s")
     rows = [(m["name"], m["table1"]) for m in r["models"]]

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
+from ..arguments import boolean
 from ..files import atomic_write_text
 from ..pic.simulate import simulate
-from ..plots import plot_conservation, plot_mode_amplitude, plot_phase_space_density, save_figure
-from ..validation import boolean
+from ..plots import save_figure
 from .base import Problem
+from .figures import plot_conservation, plot_mode_amplitude, plot_phase_space_density
 from .fit import fit_rate, fit_window
 from .registry import PROBLEMS
 

@@ -1,4 +1,4 @@
-"""The markdown report of ``fastvp.evaluate.evaluate``'s results, one section per function."""
+"""The markdown report of ``fastvp.evaluation.evaluate_models``'s results, one section per function."""
 
 from __future__ import annotations
 
