@@ -1,5 +1,5 @@
 """simulate(..., diagnostics=True): the per-step energies, momentum and field modes against
-independent computations (fastvp.metrics on snapshots, an FFT of the field), and fit_rate
+independent computations (fastvp.pic.diagnostics on snapshots, an FFT of the field), and fit_rate
 on signals of known rate."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import fastvp
-from fastvp import metrics
+from fastvp.pic import diagnostics as physics
 from fastvp.pic.field import field
 from fastvp.problems import fit_rate
 from fastvp.problems.fit import fit_window
@@ -50,10 +50,10 @@ def test_energies_and_momentum_match_metrics_at_the_snapshots(scheme, interactio
     traj = fastvp.simulate(batch, cfg, diagnostics=True)
     d = traj.diagnostics
     for s, (q, p) in zip(cfg.snapshot_steps, zip(traj.q, traj.p)):
-        torch.testing.assert_close(d.kinetic_energy[s], metrics.kinetic_energy(p, cfg), rtol=1e-12, atol=0)
-        torch.testing.assert_close(d.field_energy[s], metrics.field_energy(q, cfg), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(d.total_energy[s], metrics.total_energy(q, p, cfg), rtol=1e-12, atol=0)
-        torch.testing.assert_close(d.momentum[s], metrics.total_momentum(p, cfg), rtol=0, atol=1e-12)
+        torch.testing.assert_close(d.kinetic_energy[s], physics.kinetic_energy(p, cfg), rtol=1e-12, atol=0)
+        torch.testing.assert_close(d.field_energy[s], physics.field_energy(q, cfg), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(d.total_energy[s], physics.total_energy(q, p, cfg), rtol=1e-12, atol=0)
+        torch.testing.assert_close(d.momentum[s], physics.total_momentum(p, cfg), rtol=0, atol=1e-12)
     if interaction == "gravitational":
         assert (d.field_energy <= 0).all()
 
@@ -64,9 +64,9 @@ def test_kinetic_energy_between_snapshots_is_that_of_integer_times(one_thread):
     batch, cfg = _paper(steps=20, save_every=10)
     every = fastvp.simulate(batch, cfg.replace(save_every=1))
     d = fastvp.simulate(batch, cfg, diagnostics=True).diagnostics
-    torch.testing.assert_close(d.kinetic_energy, metrics.kinetic_energy(every.p, cfg), rtol=1e-10, atol=0)
-    torch.testing.assert_close(d.momentum, metrics.total_momentum(every.p, cfg), rtol=0, atol=1e-10)
-    fe = torch.stack([metrics.field_energy(q, cfg) for q in every.q])
+    torch.testing.assert_close(d.kinetic_energy, physics.kinetic_energy(every.p, cfg), rtol=1e-10, atol=0)
+    torch.testing.assert_close(d.momentum, physics.total_momentum(every.p, cfg), rtol=0, atol=1e-10)
+    fe = torch.stack([physics.field_energy(q, cfg) for q in every.q])
     torch.testing.assert_close(d.field_energy, fe, rtol=1e-10, atol=1e-12)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fastvp
-from fastvp.metrics import field_energy
+from fastvp.pic.diagnostics import field_energy
 from fastvp.pic.field import acceleration, field
 from fastvp.surrogate.pretrain import pic_acceleration
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import fastvp
 from fastvp.cli import main
+from fastvp.problems.paper import PaperInitial
 
 FUZZ = settings(max_examples=int(os.environ.get("FASTVP_FUZZ_EXAMPLES", 25)), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -64,6 +65,7 @@ PIC_FIELDS = ["box_length", "cells", "n_particles", "charge", "charge_over_mass"
 
 
 @FUZZ
+@pytest.mark.filterwarnings("ignore:PICConfig:DeprecationWarning")
 @given(st.dictionaries(st.sampled_from(PIC_FIELDS), ANY | st.sampled_from(
     ["leapfrog", "official", "electrostatic", "gravitational"]), max_size=4))
 def test_picconfig_is_valid_or_refused(kwargs):
@@ -72,7 +74,8 @@ def test_picconfig_is_valid_or_refused(kwargs):
     except DOCUMENTED:
         return
     assert cfg.box_length > 0 and cfg.cells >= 1 and cfg.dt > 0 and cfg.steps % cfg.save_every == 0
-    assert math.isfinite(cfg.mu_q) and 0 < cfg.sigma_q_range[0] <= cfg.sigma_q_range[1]
+    initial = PaperInitial.of(cfg)
+    assert math.isfinite(initial.centre(cfg)) and 0 < initial.sigma_q_range[0] <= initial.sigma_q_range[1]
     assert fastvp.PICConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import fastvp
-from fastvp.metrics import total_energy, total_momentum
+from fastvp.pic.diagnostics import total_energy, total_momentum
 
 from . import numpy_pic
 
@@ -75,7 +75,7 @@ def test_official_scheme_reproduces_the_authors_generator():
 
 
 def test_leapfrog_differs_from_official_as_documented():
-    """SPEC.md: at T the momentum spread is ~7.0 with leapfrog and ~3.9 with the official scheme."""
+    """docs/physics.md: at T the momentum spread is ~7.0 with leapfrog and ~3.9 with the official scheme."""
     q, p = _load_fixture()
     lf = fastvp.simulate((q[0], p[0]))
     np.testing.assert_allclose(p[25].std(axis=1).mean(), 3.83, atol=0.1)

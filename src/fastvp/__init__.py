@@ -4,9 +4,10 @@ from . import problems
 from ._version import __version__
 from .config import PICConfig
 from .data import Dataset, generate_dataset, load_dataset
-from .initial import Batch, initial_conditions
+from .initial import initial_conditions
 from .metrics import wasserstein_1d
-from .pic.simulate import Trajectory, simulate
+from .particles import Batch, Trajectory
+from .pic.simulate import simulate
 from .surrogate.model import Surrogate
 from .surrogate.train import TrainConfig, train
 

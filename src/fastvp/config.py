@@ -1,14 +1,16 @@
 """Configuration of a PIC run, and the paper's preset.
 
-Every constant of the paper's setup (SPEC.md section 2) lives here and nowhere else.
+Every constant of the paper's box (docs/physics.md) lives here and nowhere else.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import inspect
+import warnings
+from dataclasses import dataclass, field
 
-from . import validation as check
+from . import arguments
 
 SCHEMES = ("leapfrog", "official")
 INTERACTIONS = ("electrostatic", "gravitational")
@@ -18,16 +20,13 @@ PAPER_SPLIT = (20000, 6384, 6384)
 
 
 def _positive(name: str, value, integer: bool = False) -> None:
-    check.positive(name, value)
+    arguments.positive(name, value)
     if integer and int(value) != value:
         raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
 def _finite(name: str, value) -> None:
-    check.number(name, value)
-
-
-RANGES = ("sigma_range", "sigma_q_range", "sigma_p_range")
+    arguments.number(name, value)
 
 
 def _range(name: str, value) -> tuple[float, float]:
@@ -42,36 +41,48 @@ def _range(name: str, value) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+#: The keywords PICConfig took before the paper's initial distribution moved to its problem,
+#: accepted (with a DeprecationWarning) for one release: name -> its new home.
+DEPRECATED = {
+    "mu_q": "fastvp.problems.paper(mu_q=...)",
+    "mu_p": "fastvp.problems.paper(mu_p=...)",
+    "sigma_range": "fastvp.problems.paper(sigma_q_range=..., sigma_p_range=...)",
+    "sigma_q_range": "fastvp.problems.paper(sigma_q_range=...)",
+    "sigma_p_range": "fastvp.problems.paper(sigma_p_range=...)",
+}
+
+
 @dataclass(frozen=True)
 class PICConfig:
-    """A 1D-1V Vlasov-Poisson PIC run on the periodic box [0, box_length).
+    """The solver of a 1D-1V Vlasov-Poisson PIC run on the periodic box [0, box_length).
 
-    The defaults are the paper's setup: L = 128, Nx = 128 cells, N = 256 particles of
-    charge q = 0.1 accelerated by (q/m) E with q/m = 1, dt = 0.04, 25 steps, a snapshot
-    every 5 steps; initial positions N(mu_q = L/2, sigma_q^2), velocities N(mu_p = 0,
-    sigma_p^2), sigma_q uniform in `sigma_q_range` and sigma_p in `sigma_p_range` per
-    example. Each range not given is `sigma_range` ([0.5, 1.5], the paper's, for both).
+    The defaults are the paper's box: L = 128, Nx = 128 cells, N = 256 particles of charge
+    q = 0.1 accelerated by (q/m) E with q/m = 1, dt = 0.04, 25 steps, a snapshot every 5
+    steps. The scheme "leapfrog" is kick-drift-kick; "official" is the authors' generator,
+    which applies one half kick per step after the first. The particles' initial
+    distribution is the problem's, not the solver's (``fastvp.problems``; the paper's
+    Gaussians: ``fastvp.problems.paper``). Each field's help is its ``metadata["help"]``.
 
-    scheme: "leapfrog" (kick-drift-kick) or "official" (the authors' generator, which
-        applies one half kick per step after the first; SPEC.md section 2).
-    interaction: "electrostatic" (like particles repel) or "gravitational" (attract).
+    The keywords mu_q, mu_p, sigma_range, sigma_q_range and sigma_p_range of earlier
+    releases still work, with a DeprecationWarning naming their new home; they are kept
+    as ``legacy_initial`` and drawn from by ``fastvp.initial_conditions``.
     """
 
-    box_length: float = 128.0
-    cells: int = 128
-    n_particles: int = 256
-    charge: float = 0.1
-    charge_over_mass: float = 1.0
-    dt: float = 0.04
-    steps: int = 25
-    save_every: int = 5
-    scheme: str = "leapfrog"
-    interaction: str = "electrostatic"
-    mu_q: float | None = None
-    mu_p: float = 0.0
-    sigma_range: tuple[float, float] = (0.5, 1.5)
-    sigma_q_range: tuple[float, float] | None = None
-    sigma_p_range: tuple[float, float] | None = None
+    box_length: float = field(default=128.0, metadata={"help": "box length L (periodic domain [0, L))"})
+    cells: int = field(default=128, metadata={"help": "grid cells Nx"})
+    n_particles: int = field(default=256, metadata={"help": "particles N per example"})
+    charge: float = field(default=0.1, metadata={
+        "help": "charge q of a particle (the source of the field)"})
+    charge_over_mass: float = field(default=1.0, metadata={"help": "q/m in the acceleration"})
+    dt: float = field(default=0.04, metadata={"help": "time step"})
+    steps: int = field(default=25, metadata={
+        "help": "time steps (T = steps * dt); for train: leapfrog steps K of the flow"})
+    save_every: int = field(default=5, metadata={
+        "help": "steps between two snapshots (must divide --steps)"})
+    scheme: str = field(default="leapfrog", metadata={
+        "help": "leapfrog, or the authors' generator step for step"})
+    interaction: str = field(default="electrostatic", metadata={
+        "help": "repelling charges (electrostatic) or attracting masses (gravitational)"})
 
     def __post_init__(self) -> None:
         _positive("box_length", self.box_length)
@@ -91,15 +102,7 @@ class PICConfig:
             raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
         if self.interaction not in INTERACTIONS:
             raise ValueError(f"interaction must be one of {INTERACTIONS}, got {self.interaction!r}")
-        if self.mu_q is None:
-            object.__setattr__(self, "mu_q", self.box_length / 2)
-        _finite("mu_q", self.mu_q)
-        _finite("mu_p", self.mu_p)
-        object.__setattr__(self, "sigma_range", _range("sigma_range", self.sigma_range))
-        for name in ("sigma_q_range", "sigma_p_range"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, self.sigma_range if value is None else _range(name, value))
-        for name in ("box_length", "charge", "charge_over_mass", "dt", "mu_q", "mu_p"):
+        for name in ("box_length", "charge", "charge_over_mass", "dt"):
             object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("cells", "n_particles", "steps", "save_every"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -130,42 +133,80 @@ class PICConfig:
         return [s * self.dt for s in self.snapshot_steps]
 
     @property
+    def mass(self) -> float:
+        """The particle mass m = q / (q/m)."""
+        return self.charge / self.charge_over_mass
+
+    @property
     def force_sign(self) -> float:
         """+1 for electrostatic repulsion, -1 for gravitational attraction."""
         return 1.0 if self.interaction == "electrostatic" else -1.0
 
-    def replace(self, **changes) -> PICConfig:
-        """A copy with some fields changed (validated again).
+    # ------------------------------------------------ the deprecated initial-distribution keywords
 
-        A new `sigma_range` also moves `sigma_q_range` / `sigma_p_range` where they
-        followed it (were equal to the old one) and are not changed themselves.
-        """
-        if "sigma_range" in changes:
-            for name in ("sigma_q_range", "sigma_p_range"):
-                if name not in changes and getattr(self, name) == self.sigma_range:
-                    changes[name] = None
-        return dataclasses.replace(self, **changes)
+    @property
+    def legacy_initial(self) -> dict | None:
+        """The paper-Gaussian settings given through the deprecated keywords: {"mu_q",
+        "mu_p", "sigma_q_range", "sigma_p_range"} (mu_q None: L / 2), or None."""
+        raw = self.__dict__.get("_legacy")
+        if not raw:
+            return None
+        both = raw.get("sigma_range", PAPER_SIGMA_RANGE)
+        return {"mu_q": raw.get("mu_q"), "mu_p": raw.get("mu_p", 0.0),
+                "sigma_q_range": raw.get("sigma_q_range", both),
+                "sigma_p_range": raw.get("sigma_p_range", both)}
+
+    def __getattr__(self, name: str):
+        if name in DEPRECATED:
+            warnings.warn(f"PICConfig.{name} is deprecated: the initial distribution is the "
+                          f"problem's ({DEPRECATED[name]})", DeprecationWarning, stacklevel=2)
+            legacy = self.legacy_initial or {}
+            if name == "mu_q":
+                return legacy.get("mu_q") if legacy.get("mu_q") is not None else self.box_length / 2
+            if name == "mu_p":
+                return legacy.get("mu_p", 0.0)
+            if name == "sigma_range":
+                return legacy.get("sigma_q_range", PAPER_SIGMA_RANGE)
+            return legacy.get(name, PAPER_SIGMA_RANGE)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def replace(self, **changes) -> PICConfig:
+        """A copy with some fields changed (validated again); deprecated keywords keep
+        their meaning (a new `sigma_range` moves the ranges not given on their own)."""
+        legacy = {k: changes.pop(k) for k in DEPRECATED if k in changes}
+        new = dataclasses.replace(self, **changes)
+        checked = _check_legacy(legacy)
+        if legacy:
+            _warn_deprecated(legacy)
+        raw = {**(self.__dict__.get("_legacy") or {}), **checked}
+        object.__setattr__(new, "_legacy", raw or None)
+        return new
 
     def to_dict(self) -> dict:
+        """The solver's fields (and the deprecated initial-distribution settings, if given)."""
         d = dataclasses.asdict(self)
-        for name in RANGES:
-            d[name] = list(getattr(self, name))
+        legacy = self.legacy_initial
+        if legacy:
+            d.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in legacy.items()
+                      if v is not None})
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> PICConfig:
-        """A PICConfig from ``to_dict``'s output (older files, with `sigma_range` only, too)."""
+        """A PICConfig from ``to_dict``'s output. Files written before the initial
+        distribution left the solver hold mu_q, mu_p and sigma ranges: they are read
+        (without a warning) as ``legacy_initial``."""
         if not isinstance(d, dict):
             raise ValueError(f"a PICConfig dict must be a dict, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
+        unknown = set(d) - known - set(DEPRECATED)
         if unknown:
             raise ValueError(f"unknown PICConfig fields: {sorted(unknown)}")
-        d = dict(d)
-        for name in RANGES:
-            if isinstance(d.get(name), list):
-                d[name] = tuple(d[name])
-        return cls(**d)
+        config = cls(**{k: v for k, v in d.items() if k in known})
+        legacy = _check_legacy({k: d[k] for k in DEPRECATED if k in d})
+        if legacy and _differs_from_paper(legacy, config):
+            object.__setattr__(config, "_legacy", legacy)
+        return config
 
     @classmethod
     def preset(cls, name: str) -> PICConfig:
@@ -173,6 +214,55 @@ class PICConfig:
         if name not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
         return PRESETS[name]
+
+
+#: The paper's range of the per-example sigma_q and sigma_p.
+PAPER_SIGMA_RANGE = (0.5, 1.5)
+
+_dataclass_init = PICConfig.__init__
+
+
+def _init(self, *args, **kwargs) -> None:
+    legacy = {k: kwargs.pop(k) for k in DEPRECATED if k in kwargs}
+    _dataclass_init(self, *args, **kwargs)
+    checked = _check_legacy(legacy)
+    if legacy:
+        _warn_deprecated(legacy, stacklevel=3)
+    object.__setattr__(self, "_legacy", checked or None)
+
+
+_init.__doc__ = _dataclass_init.__doc__
+_init.__signature__ = inspect.signature(_dataclass_init)
+PICConfig.__init__ = _init
+
+
+def _warn_deprecated(legacy: dict, stacklevel: int = 3) -> None:
+    names = ", ".join(sorted(legacy))
+    homes = "; ".join(DEPRECATED[k] for k in sorted(legacy))
+    warnings.warn(f"PICConfig({names}=...) is deprecated: PICConfig holds the solver only, and "
+                  f"the paper's initial distribution is its problem's: {homes}",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def _check_legacy(legacy: dict) -> dict:
+    """The deprecated keywords, validated: mu_q (None or finite), mu_p, and (low, high) ranges."""
+    out = {}
+    for name, value in legacy.items():
+        if name in ("mu_q", "mu_p"):
+            if value is None and name == "mu_q":
+                continue
+            _finite(name, value)
+            out[name] = float(value)
+        else:
+            out[name] = _range(name, value)
+    return out
+
+
+def _differs_from_paper(legacy: dict, config: PICConfig) -> bool:
+    """True when a file's initial-distribution settings are not the paper's defaults."""
+    paper = {"mu_q": config.box_length / 2, "mu_p": 0.0, "sigma_range": PAPER_SIGMA_RANGE,
+             "sigma_q_range": PAPER_SIGMA_RANGE, "sigma_p_range": PAPER_SIGMA_RANGE}
+    return any(paper[k] != v for k, v in legacy.items())
 
 
 PRESETS: dict[str, PICConfig] = {"paper": PICConfig()}

@@ -1,12 +1,10 @@
-"""Wasserstein-1 distance between particle samples, and physics diagnostics of PIC runs."""
+"""Wasserstein-1 distance between particle samples (the physics diagnostics are in
+``fastvp.pic.diagnostics``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-from .config import PICConfig
-from .pic.field import field
 
 
 def _as_tensor(name: str, x) -> torch.Tensor:
@@ -73,26 +71,3 @@ def wasserstein_1d(x, y) -> torch.Tensor:
     i, j, width = _merged_quantiles(n, m, x.device)
     gap = (xs.index_select(-1, i) - ys.index_select(-1, j)).abs()
     return (gap * width.to(x.dtype)).sum(dim=-1) / (n * m)
-
-
-def total_momentum(p: torch.Tensor, config: PICConfig) -> torch.Tensor:
-    """P = m sum_i v_i with m = q / (q/m): [..., N] -> [...]."""
-    mass = config.charge / config.charge_over_mass
-    return mass * p.sum(dim=-1)
-
-
-def kinetic_energy(p: torch.Tensor, config: PICConfig) -> torch.Tensor:
-    """K = m sum_i v_i^2 / 2: [..., N] -> [...]."""
-    mass = config.charge / config.charge_over_mass
-    return 0.5 * mass * (p * p).sum(dim=-1)
-
-
-def field_energy(q: torch.Tensor, config: PICConfig) -> torch.Tensor:
-    """W = s (1/2) sum_j E_j^2 dx on the grid (s = +1 electrostatic, -1 gravitational): [B, N] -> [B]."""
-    e = field(q, config, "torch")
-    return config.force_sign * 0.5 * config.dx * (e * e).sum(dim=1)
-
-
-def total_energy(q: torch.Tensor, p: torch.Tensor, config: PICConfig) -> torch.Tensor:
-    """Kinetic plus field energy: [B, N] x [B, N] -> [B]."""
-    return kinetic_energy(p, config) + field_energy(q, config)

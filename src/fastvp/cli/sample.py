@@ -12,6 +12,12 @@ import math
 import time
 from pathlib import Path
 
+from ..backend import resolve_device, resolve_dtype
+from ..config import PICConfig
+from ..files import atomic_write, file_format, model_path, read_model_meta
+from ..problems.paper import PaperInitial, gaussian_initial_conditions
+from ..surrogate.baseline import FORMAT, Baseline
+from ..surrogate.model import Surrogate
 from ._common import add_common, add_flags, check_out, flags, given, seed
 
 #: Initial-condition ranges of the examples drawn.
@@ -43,9 +49,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _load(spec: str):
     """(model, is_baseline) from a bundled name or a file, told apart by its content."""
-    from ..files import file_format, model_path, read_model_meta
-    from ..surrogate.baseline import FORMAT, Baseline
-    from ..surrogate.model import Surrogate
 
     path = Path(spec)
     if not path.exists() and model_path(path).is_file():
@@ -58,7 +61,6 @@ def _load(spec: str):
 
 def _baseline_config(model):
     """The PIC config a baseline was trained for (its file's training entry, if any)."""
-    from ..config import PICConfig
 
     info = getattr(model, "training_info", None) or {}
     if "config" in info:
@@ -88,17 +90,15 @@ def _run_baseline(model, args: argparse.Namespace, batch):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..backend import resolve_device, resolve_dtype
-    from ..files import atomic_write
-    from ..initial import initial_conditions
 
     _check_args(args)  # before the model is read and anything sampled
     model, is_baseline = _load(args.model)
     model.to(device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
-    config = (_baseline_config(model) if is_baseline else model.config).replace(
-        **given(args, RANGE_FLAGS))
+    config = _baseline_config(model) if is_baseline else model.config
+    initial = PaperInitial.of(config).replace(**given(args, RANGE_FLAGS))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    batch = initial_conditions(args.examples, config, seed=seed(args), device=device, dtype=dtype)
+    batch = gaussian_initial_conditions(args.examples, config, initial, seed=seed(args),
+                                        device=device, dtype=dtype)
     t0 = time.perf_counter()
     if is_baseline:
         res, K = _run_baseline(model, args, batch), None

@@ -14,15 +14,20 @@ import dataclasses
 import textwrap
 import time
 
+from ..arguments import integer
 from ..config import PICConfig
-from ..problems import PARAMETERS
-from ..validation import integer
+from ..data import generate_dataset
+from ..distributed import is_main
+from ..problems import PARAMETERS, build
+from ..problems.paper import PaperInitial
 from ._common import add_common, add_flags, flags, given, seed
 
 #: PICConfig fields as flags.
-CONFIG_FLAGS = flags("box_length", "cells", "n_particles", "charge", "charge_over_mass", "dt", "steps",
-                     "save_every", "scheme", "interaction", "mu_q", "mu_p", "sigma_range",
-                     "sigma_q_range", "sigma_p_range")
+SOLVER_FLAGS = flags("box_length", "cells", "n_particles", "charge", "charge_over_mass", "dt", "steps",
+                     "save_every", "scheme", "interaction")
+#: The paper preset's initial distribution (``problems.paper.PaperInitial``) as flags.
+INITIAL_FLAGS = flags("mu_q", "mu_p", "sigma_range", "sigma_q_range", "sigma_p_range")
+CONFIG_FLAGS = SOLVER_FLAGS + INITIAL_FLAGS
 
 #: Problem parameters whose flag is one of the config flags: parameter -> its dest.
 REUSED = {"particles": "n_particles", **{f.field: f.field for f in CONFIG_FLAGS}}
@@ -85,7 +90,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=32768, help="number of examples (default 32768)")
     p.add_argument("--particles", type=int, dest="n_particles", default=None,
                    help="alias of --n-particles (with --problem: the problem's particles)")
-    add_flags(p, CONFIG_FLAGS, PICConfig())
+    add_flags(p, SOLVER_FLAGS, PICConfig())
+    add_flags(p, INITIAL_FLAGS, PaperInitial())
     p.add_argument("--chunk", type=int, default=None,
                    help="examples per chunk (bounds memory; default: automatic)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted generation")
@@ -164,20 +170,18 @@ def problem_values(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import generate_dataset
-    from ..distributed import is_main
-    from ..problems import build
 
     if args.problem is None:
         _refuse_problem_flags(args)
-        cfg, problem = PICConfig(**given(args, CONFIG_FLAGS)), None
+        cfg, problem = PICConfig(**given(args, SOLVER_FLAGS)), None
+        initial = PaperInitial().replace(**given(args, INITIAL_FLAGS))
     else:
         integer("n_examples", args.examples, low=1)  # before the ranges are drawn
         problem = build(args.problem, problem_values(args), examples=args.examples, seed=seed(args))
-        cfg = problem.config
+        cfg, initial = problem.config, None
     t0 = time.perf_counter()
     ds = generate_dataset(args.out, n_examples=args.examples, config=None if problem else cfg,
-                          seed=seed(args), problem=problem, quiet=args.quiet_start,
+                          seed=seed(args), problem=problem, quiet=args.quiet_start, initial=initial,
                           chunk_size=args.chunk, device=args.device, resume=args.resume,
                           overwrite=args.overwrite, progress=not args.quiet, threads=args.threads)
     if is_main():  # one line under torchrun, not one per rank

@@ -4,7 +4,7 @@
     i.e. E_k = -i rho_k / k, with k = 2 pi fftfreq(Nx, dx).
 
 For an even Nx the Nyquist mode of E is dropped: its coefficient is imaginary, and the
-real part of the inverse transform that SPEC.md takes removes it. The rfft/irfft pair
+real part of the inverse transform (docs/physics.md, section 1) removes it. The rfft/irfft pair
 below is that same transform for real rho. CuPy's cuFFT runs it on CUDA tensors when
 CuPy is installed (zero-copy through DLPack); torch.fft everywhere else.
 """

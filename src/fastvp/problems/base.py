@@ -18,11 +18,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..arguments import boolean, integer, number
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
-from ..initial import Batch, as_batch
-from ..validation import boolean, integer, number
+from ..particles import Batch
 from .dispersion import Species, dominant_root
+from .distribution import InitialDistribution, PerturbedPlasma
 from .sampling import sample_example
 
 
@@ -132,7 +133,8 @@ class Problem:
     gaussian: bool = False
 
     def __init__(self, name: str, config: PICConfig, params: dict, table: Sequence[Parameter],
-                 sample: Callable, rate: Callable | None, description: str):
+                 sample: Callable, rate: Callable | None, description: str,
+                 distribution: Callable[[dict], InitialDistribution] | None = None):
         self.name = name
         self.config = config
         self.params = params
@@ -140,6 +142,7 @@ class Problem:
         self.description = description
         self._sample = sample
         self._rate = rate
+        self._distribution = distribution
         sizes = {v.size for v in params.values() if isinstance(v, np.ndarray)}
         #: the number of examples the per-example parameters describe (None: all scalars)
         self.examples = sizes.pop() if sizes else None
@@ -190,7 +193,7 @@ class Problem:
                 per-example parameters of length n, start + B <= n.
 
         Returns:
-            A Batch: q, p [B, N]; its mu_* and sigma_* are the sample means and stds.
+            A Batch: q, p [B, N] (no Gaussian parameters: f0 is ``distribution()``).
 
         Raises:
             ValueError: for a bad examples, seed, quiet or start.
@@ -205,7 +208,26 @@ class Problem:
             rng = None if quiet else np.random.default_rng(np.random.SeedSequence([seed, i]))
             q[j], p[j] = self._sample(n, self.example_params(i), rng)
         kw = dict(device=resolve_device(device), dtype=resolve_dtype(dtype))
-        return as_batch((torch.from_numpy(q).to(**kw), torch.from_numpy(p).to(**kw)))
+        return Batch(torch.from_numpy(q).to(**kw), torch.from_numpy(p).to(**kw))
+
+    def distribution(self, examples: int | None = None, start: int = 0) -> InitialDistribution:
+        """f0 of examples start .. start + B - 1: sample(examples, generator) -> Batch and
+        log_prob(q, p) -> [B], exact (per-example parameters in order).
+
+        Example:
+            >>> import fastvp, torch
+            >>> f0 = fastvp.problems.landau(alpha=[0.01, 0.02], particles=64).distribution()
+            >>> batch = f0.sample(generator=torch.Generator().manual_seed(0))
+            >>> tuple(f0.log_prob(batch.q, batch.p).shape)
+            (2,)
+        """
+        if self._distribution is None:
+            raise ValueError(f"the {self.name!r} problem has no initial density")
+        if self.examples is None and examples is None:  # shared parameters: any batch size
+            return self._distribution(self.example_params(0))
+        b = self._examples(examples, start)
+        values = self.parameter_values(start + b)
+        return self._distribution({k: (v if v is None else v[start:]) for k, v in values.items()})
 
     def theory(self) -> Rate:
         """The linear theory of the driven mode (mode 1): Rate(gamma, omega), floats or [B].
@@ -249,4 +271,13 @@ def kinetic_problem(name: str, table: Sequence[Parameter], values: Mapping,
         omega = dominant_root(k, species(p), sign)
         return Rate(float(omega.imag), float(omega.real))
 
-    return Problem(name, config, params, table, sample, rate, description)
+    def distribution(values: dict) -> PerturbedPlasma:
+        if np.ndim(values["alpha"]) == 0:  # shared parameters
+            return PerturbedPlasma(config.n_particles, k, values["alpha"], species(values))
+        # species of [B] parameters: each (n_s, u_s, vth_s) an array over the examples
+        per_example = [species({name: v[i] for name, v in values.items() if v is not None})
+                       for i in range(len(values["alpha"]))]
+        columns = [tuple(np.array(c) for c in zip(*s)) for s in zip(*per_example)]
+        return PerturbedPlasma(config.n_particles, k, values["alpha"], columns)
+
+    return Problem(name, config, params, table, sample, rate, description, distribution)

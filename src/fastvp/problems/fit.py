@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from ..validation import integer, number
+from ..arguments import integer, number
 from .base import Rate
 
 #: a growing mode rises past this factor over its starting amplitude

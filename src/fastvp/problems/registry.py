@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..validation import integer
+from ..arguments import integer
 from .base import Problem
 from .bump_on_tail import PARAMETERS as BUMP_ON_TAIL
 from .bump_on_tail import bump_on_tail

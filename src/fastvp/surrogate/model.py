@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import validation as check
+from .. import arguments
 from ..config import PICConfig
 from ..files import file_format, model_path, read_model_file, save_model_file
-from ..initial import Batch, _to_tensor, as_batch, as_particles, check_particles, initial_conditions
-from ..pic.simulate import Trajectory
+from ..initial import initial_conditions
+from ..particles import Batch, Trajectory, as_particles, check_particles, to_tensor
+from ..problems.distribution import Gaussian, InitialDistribution
 from .flow import integrate, leapfrog
 from .potential import DeepSet, closed_form_grad, grad_autograd
 
@@ -94,7 +95,7 @@ class Surrogate(nn.Module):
     # ------------------------------------------------------------------ the physics
 
     def _cast(self, name: str, x) -> torch.Tensor:
-        x = _to_tensor(name, x)
+        x = to_tensor(name, x)
         return x.to(device=self.device, dtype=self.dtype)
 
     def _positions(self, q) -> torch.Tensor:
@@ -130,7 +131,7 @@ class Surrogate(nn.Module):
             t = t.item()
         if isinstance(t, float) and not math.isfinite(t):
             raise ValueError(f"{name} must be finite, got {t!r}")
-        t = check.number(name, t)
+        t = arguments.number(name, t)
         T = self.final_time
         if not extrapolate and not 0.0 <= t <= T:
             raise ValueError(f"{name} must lie in [0, T={T:g}] (pass extrapolate=True to go "
@@ -188,7 +189,7 @@ class Surrogate(nn.Module):
         """
         K = self.steps if steps is None else _check_steps(steps)
         if batch is None:
-            check.integer("n_examples", n_examples, 1)
+            arguments.integer("n_examples", n_examples, 1)
         if isinstance(t, (str, bytes)):
             raise ValueError(f"t must be a number or a sequence of numbers, got {t!r}")
         sequence = not isinstance(t, (int, float, np.number)) and not (
@@ -242,12 +243,14 @@ class Surrogate(nn.Module):
         return leapfrog(q, p, grad, a2, -t / K, K)
 
     def log_prob(self, q, p, batch, t: float = 1.0, steps: int | None = None) -> torch.Tensor:
-        """log p_t(q, p) = log N(Flow_{-t}(q, p); mu, sigma): [B] summed over the particles.
+        """log p_t(q, p) = log f0(Flow_{-t}(q, p)): [B] summed over the particles.
 
         Exact, since the flow preserves volume. q, p [B, N]; batch gives each example's
-        Gaussian (a Batch: its mu_q, mu_p, sigma_q, sigma_p; a (q0, p0) pair: their
-        sample means and deviations). Differentiable in the parameters: training
-        minimises -log_prob. K = steps (default: the training K), dt = -t / K.
+        initial density f0: an ``InitialDistribution`` (``Problem.distribution()``), a
+        Batch with Gaussian parameters (its mu_q, mu_p, sigma_q, sigma_p), or a (q0, p0)
+        pair (Gaussians of their sample means and deviations). Differentiable in the
+        parameters: training minimises -log_prob. K = steps (default: the training K),
+        dt = -t / K.
 
         Returns:
             log p_t(q, p) [B] in nats.
@@ -267,13 +270,9 @@ class Surrogate(nn.Module):
         t = self._time(t, extrapolate=False)
         q, p = self._cast("q", q), self._cast("p", p)
         check_particles(q, p)
-        prior = batch if isinstance(batch, Batch) else as_batch(batch)
-        if len(prior) != q.shape[0]:
-            raise ValueError(f"batch must hold {q.shape[0]} examples like q, got {len(prior)}")
-        prior = prior.to(device=self.device, dtype=self.dtype)
+        f0 = _initial_density(batch, q.shape[0])
         q0, p0 = self.pullback(q, p, t, steps)
-        return gaussian_log_prob(q0, prior.mu_q, prior.sigma_q) + gaussian_log_prob(
-            p0, prior.mu_p, prior.sigma_p)
+        return f0.log_prob(q0, p0)
 
     # ------------------------------------------------------------------ files
 
@@ -423,12 +422,25 @@ class Surrogate(nn.Module):
                                {"config": config.to_dict()}, str(path), dtype=torch.float64)
 
 
-def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """sum_i log N(x_i; mu, sigma^2): x [B, N], mu, sigma [B] -> [B]."""
-    z = (x - mu[:, None]) / sigma[:, None]
-    n = x.shape[1]
-    return -0.5 * (z * z).sum(dim=1) - n * (torch.log(sigma) + 0.5 * math.log(2 * math.pi))
+def _initial_density(batch, n_examples: int) -> InitialDistribution:
+    """The f0 that ``log_prob`` scores with: a distribution, a Batch's Gaussians, or the
+    Gaussians of a (q0, p0) pair's sample moments."""
+    if isinstance(batch, InitialDistribution):
+        f0 = batch
+        if f0.examples not in (None, n_examples):
+            raise ValueError(f"batch must describe {n_examples} examples like q, got {f0.examples}")
+        return f0
+    if not (isinstance(batch, Batch) and batch.gaussian):
+        q, p = as_particles(batch)
+        n = q.shape[1]
+        sq = q.std(dim=1) if n > 1 else torch.ones_like(q[:, 0])
+        sp = p.std(dim=1) if n > 1 else torch.ones_like(p[:, 0])
+        tiny = torch.finfo(q.dtype).tiny
+        batch = Batch(q, p, sq.clamp_min(tiny), sp.clamp_min(tiny), q.mean(dim=1), p.mean(dim=1))
+    if len(batch) != n_examples:
+        raise ValueError(f"batch must hold {n_examples} examples like q, got {len(batch)}")
+    return Gaussian.of(batch)
 
 
 def _check_steps(steps) -> int:
-    return check.integer("steps", steps, 1)
+    return arguments.integer("steps", steps, 1)
