@@ -1,6 +1,6 @@
 """A straightforward per-example NumPy PIC, written independently of fastvp.
 
-It follows SPEC.md section 1 literally (full complex FFT, np.add.at deposit, one example
+It follows docs/physics.md section 1 literally (full complex FFT, np.add.at deposit, one example
 at a time, the style of the authors' generator) and is the tests' and benchmarks'
 reference for ``fastvp.simulate``.
 """

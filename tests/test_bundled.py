@@ -71,7 +71,7 @@ def test_official_scheme_model_tracks_the_authors_dynamics():
     model = fastvp.Surrogate.load("paper-1d-official-scheme")
     assert model.config.scheme == "official"
     q, p = w1_pct(model, fastvp.initial_conditions(32, seed=12345))
-    # these 32 examples: 1.27 % and 1.34 % (the authors' checkpoint: 2.4 % and 3.2 %, SPEC)
+    # these 32 examples: 1.27 % and 1.34 % (the authors' checkpoint: 2.4 % and 3.2 %, docs/physics.md)
     assert q < 2.0 and p < 2.0, (q, p)
 
 

@@ -1,6 +1,7 @@
-"""The gaps a new user met, closed: help for every flag, a flag for every PICConfig field,
-separate sigma ranges, baseline and authors'-checkpoint sampling, W1 of unequal sizes,
-[B, N] single-time samples, one dtype rule, --threads everywhere, 0644 model files."""
+"""What a new user meets on the command line: help for every flag, a flag for every
+PICConfig field, separate sigma ranges, baseline and authors'-checkpoint sampling, W1 of
+unequal sizes, [B, N] single-time samples, one dtype rule, --threads everywhere, 0644 model
+files."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import fastvp
 from fastvp.backend import default_threads
 from fastvp.cli import build_parser, main
 from fastvp.cli._common import DTYPE_RULE
-from fastvp.initial import RNG_BLOCK, draw_block
+from fastvp.problems.paper import RNG_BLOCK, PaperInitial, draw_block
 from fastvp.surrogate.baseline import Baseline, BaselineConfig, train_baseline
 from fastvp.surrogate.model import Surrogate, state_shapes
 
@@ -67,13 +68,15 @@ def test_simulate_has_a_flag_for_every_picconfig_field(tmp_path):
     ds = fastvp.load_dataset(out)
     assert ds.config == fastvp.PICConfig(
         box_length=64, cells=32, n_particles=16, charge=0.2, charge_over_mass=2, dt=0.02,
-        steps=10, save_every=5, scheme="official", interaction="gravitational", mu_q=30,
-        mu_p=0.5, sigma_q_range=(1, 2), sigma_p_range=(0.1, 0.2))
+        steps=10, save_every=5, scheme="official", interaction="gravitational")
+    assert PaperInitial.of(ds.config) == PaperInitial(mu_q=30, mu_p=0.5, sigma_q_range=(1, 2),
+                                                      sigma_p_range=(0.1, 0.2))
     cond = ds.cond
     assert ((cond[:, 0] >= 1) & (cond[:, 0] <= 2)).all()
     assert ((cond[:, 1] >= 0.1) & (cond[:, 1] <= 0.2)).all()
 
 
+@pytest.mark.filterwarnings("ignore:PICConfig:DeprecationWarning")
 def test_sigma_range_is_the_default_of_both_ranges():
     cfg = fastvp.PICConfig(sigma_range=(1.0, 2.0))
     assert cfg.sigma_q_range == cfg.sigma_p_range == (1.0, 2.0)
@@ -145,8 +148,9 @@ def test_a_fastvp_model_named_pt_is_read_as_safetensors(tmp_path):
 @pytest.fixture(scope="module")
 def baseline_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("base")
-    cfg = fastvp.PICConfig(n_particles=16, sigma_q_range=(1.0, 1.2))
-    ds = fastvp.generate_dataset(root / "d", n_examples=40, config=cfg, progress=False)
+    cfg = fastvp.PICConfig(n_particles=16)
+    ds = fastvp.generate_dataset(root / "d", n_examples=40, config=cfg, progress=False,
+                                 initial=PaperInitial(sigma_q_range=(1.0, 1.2)))
     train_baseline(ds, BaselineConfig(epochs=1, batch_size=8, hidden=8, threads=1),
                    root / "run", progress=False)
     return root / "run" / "model.safetensors", cfg

@@ -10,13 +10,14 @@ import torch
 import torch.nn.functional as F
 
 import fastvp
-from fastvp.surrogate.field_energy import field_energy_init, window_from_data
+from fastvp.surrogate.field_energy import build_field_energy_model, field_energy_init, window_from_data
 from fastvp.surrogate.pretrain import force_loss, pic_acceleration
 
 
 def _states(config, sigma, n=6, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return config.mu_q + sigma * torch.randn(n, config.n_particles, generator=gen, dtype=torch.float64)
+    centre = config.box_length / 2  # the paper's mu_q
+    return centre + sigma * torch.randn(n, config.n_particles, generator=gen, dtype=torch.float64)
 
 
 def _model(config, window=20.0, **kw):
@@ -133,3 +134,19 @@ def test_the_potential_is_the_field_energy_without_offset():
     h = 2 * 20.0 / (model.V_net.hidden // 2)
     expected = h / (2 * config.charge) * (s**2).sum(dim=1)
     assert torch.allclose(V, expected, rtol=1e-3), (V, expected)
+
+
+def test_build_field_energy_model_runs_both_stages(tmp_path):
+    """The bundled field-energy-1d's recipe (and ``fastvp train --init field-energy``'s)."""
+    ds = fastvp.generate_dataset(tmp_path / "ds", n_examples=20, config=fastvp.PICConfig(n_particles=32),
+                                 seed=0, progress=False)
+    train = ds.split("train")
+    stages = []
+    model, info = build_field_energy_model(ds, steps=5, per_snapshot=4, iterations=10, verbose=False,
+                                           after_stage=lambda stage, m: stages.append(stage))
+    assert stages == ["field-energy", "lbfgs"]
+    assert info["window"] == window_from_data(np.concatenate([train.q(s) for s in train.steps]))
+    assert info["lbfgs"]["evaluations"] >= 1 and info["lbfgs"]["loss"] < 1e-2
+    assert model.steps == 5 and model.a.item() == 1.0 and model.a.dtype == torch.float64
+    with torch.no_grad():
+        assert model.V_net.rho(torch.zeros(1, model.V_net.hidden, dtype=torch.float64)).abs().item() < 1e-6

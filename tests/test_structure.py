@@ -91,6 +91,10 @@ def _under(module: str, prefix: str) -> bool:
     ("fastvp.initial", ("fastvp.pic",)),
     ("fastvp.files", ("fastvp.pic", "fastvp.surrogate")),
     ("fastvp.distributed", ("fastvp.pic", "fastvp.surrogate")),
+    ("fastvp.plots", ("fastvp.pic", "fastvp.surrogate", "fastvp.problems", "fastvp.evaluation")),
+    # the old checkpoint formats are read without the trainers (who call it)
+    ("fastvp.surrogate.migrate", ("fastvp.surrogate.train", "fastvp.surrogate.baseline",
+                                  "fastvp.surrogate.loop")),
 ])
 def test_import_directions(importer, forbidden):
     bad = sorted((m, d) for m, deps in GRAPH.items() if _under(m, importer)
@@ -101,6 +105,14 @@ def test_import_directions(importer, forbidden):
 def test_nothing_outside_the_cli_imports_the_cli():
     bad = sorted((m, d) for m, deps in GRAPH.items() if not _under(m, "fastvp.cli")
                  for d in deps if _under(d, "fastvp.cli"))
+    assert bad == []
+
+
+def test_only_the_cli_imports_the_evaluation():
+    """fastvp.evaluation sits on top of the library (data, pic, surrogate), under the CLI."""
+    bad = sorted((m, d) for m, deps in GRAPH.items()
+                 if not _under(m, "fastvp.cli") and not _under(m, "fastvp.evaluation")
+                 for d in deps if _under(d, "fastvp.evaluation"))
     assert bad == []
 
 
@@ -117,7 +129,45 @@ def test_no_function_is_longer_than_80_lines():
 
 def test_the_closed_form_gradient_lives_in_two_files():
     """sigma(z) u summed over hidden units (G_i = sum_k sigma_ik u_k) is written only in the
-    torch home (surrogate/potential.py) and its fused twin (kernels/deepset_leapfrog.py)."""
+    torch home (surrogate/potential.py) and its fused twin (kernels/deepset_leapfrog.py, the
+    one Triton writer of softplus', on the per-example passes of kernels/deepset_common.py)."""
     writers = sorted(m for m, p in MODULES.items() if "softplus_prime" in p.read_text()
                      or "_softplus_prime" in p.read_text())
     assert writers == ["fastvp.kernels.deepset_leapfrog", "fastvp.surrogate.potential"]
+
+
+MAX_FILE_LINES = 500
+
+
+def test_no_source_file_is_longer_than_500_lines():
+    long = sorted(f"{m}: {n} lines" for m, p in MODULES.items()
+                  if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES)
+    assert long == []
+
+
+def test_pic_config_holds_no_initial_distribution_field():
+    import dataclasses
+
+    from fastvp.config import DEPRECATED, PICConfig
+
+    fields = {f.name for f in dataclasses.fields(PICConfig)}
+    assert fields.isdisjoint(DEPRECATED) and not any("sigma" in f or f.startswith("mu_") for f in fields)
+
+
+def _function_imports(module: str, path: Path) -> tuple[int, int]:
+    """(internal imports inside functions, internal imports in all) of one module."""
+    tree = ast.parse(path.read_text())
+    inside = {id(sub) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for sub in ast.walk(node) if sub is not node}
+    found = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             and (node.level > 0 or (node.module or "").startswith("fastvp"))]
+    return sum(id(node) in inside for node in found), len(found)
+
+
+def test_at_most_a_tenth_of_internal_imports_hide_in_functions():
+    """Imports at module top, so the import graph shows how the parts use each other; the
+    exceptions (optional or heavy dependencies such as the Triton kernels, CLI start-up)
+    stay a small share."""
+    counts = [_function_imports(m, p) for m, p in MODULES.items()]
+    inside, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    assert inside <= 0.10 * total, f"{inside} of {total} internal imports are inside functions"

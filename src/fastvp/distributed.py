@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from . import validation as check
+from . import arguments
+from .backend import resolve_device
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 BACKENDS = ("gloo", "nccl")
@@ -80,7 +81,6 @@ def device(device=None) -> torch.device:
     None: cuda:LOCAL_RANK when CUDA is available, else cpu. A bare "cuda" also becomes
     cuda:LOCAL_RANK (one GPU per process); an explicit index or "cpu" is kept.
     """
-    from .backend import resolve_device
 
     if device is None and not torch.cuda.is_available():
         return torch.device("cpu")
@@ -98,8 +98,8 @@ def init(backend: str | None = None, timeout: float | None = None) -> bool:
     Returns True when running distributed (a group exists after the call), False in a
     plain single process, where nothing is done. Calling it twice is harmless.
     """
-    check.optional(check.choice, "backend", backend, BACKENDS)
-    check.optional(check.positive, "timeout", timeout)
+    arguments.optional(arguments.choice, "backend", backend, BACKENDS)
+    arguments.optional(arguments.positive, "timeout", timeout)
     if is_initialized():
         return True
     if "WORLD_SIZE" not in os.environ:
@@ -154,7 +154,6 @@ def data_parallel(distributed: bool | None, requested=None):
     left at the end if it was made here; dev is this rank's device (``device(requested)``).
     When false: dev is ``resolve_device(requested)``. parallel: distributed over > 1 rank.
     """
-    from .backend import resolve_device
 
     check_distributed(distributed)
     if distributed is None:

@@ -7,12 +7,20 @@ A leaf module: it imports nothing of the other subcommands.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..backend import DTYPES
+from ..config import INTERACTIONS, SCHEMES, PICConfig
+from ..files import check_writable
+from ..problems.paper import PaperInitial
+from ..surrogate.baseline import BaselineConfig
+from ..surrogate.loop import SCHEDULES, LoopConfig
+from ..surrogate.train import TrainConfig
 
 #: Python words in error messages and the CLI words a user typed instead.
 CLI_WORDS = {
@@ -51,8 +59,6 @@ def error_text(exc: BaseException) -> str:
 def check_out(path, kind: str = "folder", suffix: str | None = None) -> None:
     """--out: a `kind` ("folder" or "file", with `suffix`) that can be written; checked
     before any work starts (ValueError naming --out, the value and the true cause)."""
-    from ..files import check_writable
-
     if suffix is not None and not str(path).endswith(suffix):
         raise ValueError(f"--out must name a {suffix} file, got {str(path)!r}")
     check_writable(path, "--out", kind)
@@ -77,61 +83,35 @@ class Flag:
         return "--" + self.field.replace("_", "-")
 
 
-#: Every config field a command line may set: "field  type  help" (`nargs` and choices are
-#: added below for the fields that need them).
-TABLE = """
-box_length          float  box length L (periodic domain [0, L))
-cells               int    grid cells Nx
-n_particles         int    particles N per example
-charge              float  charge q of a particle (the source of the field)
-charge_over_mass    float  q/m in the acceleration
-dt                  float  time step
-steps               int    time steps (T = steps * dt); for train: leapfrog steps K of the flow
-save_every          int    steps between two snapshots (must divide --steps)
-scheme              str    leapfrog, or the authors' generator step for step
-interaction         str    repelling charges (electrostatic) or attracting masses (gravitational)
-mu_q                float  mean initial position (default: L / 2)
-mu_p                float  mean initial momentum
-sigma_range         float  range LO HI of the per-example sigma_q and sigma_p (both)
-sigma_q_range       float  LO HI of the per-example sigma_q (default: --sigma-range; sample: the model's)
-sigma_p_range       float  LO HI of the per-example sigma_p (default: --sigma-range; sample: the model's)
-epochs              int    passes over the training split
-batch_size          int    examples per optimiser step; under torchrun the global batch
-lr                  float  Adam's (peak) learning rate
-warmup              int    optimiser steps of linear learning-rate warm-up
-schedule            str    learning-rate schedule after the warm-up
-min_lr_ratio        float  final learning rate of the cosine schedule, as a fraction of lr
-clip                float  clip the gradient norm to this value
-checkpoint_every    int    also checkpoint every this many optimiser steps
-max_bad_steps       int    consecutive non-finite steps tolerated (each skipped)
-hidden              int    hidden width (Deep Set H; baseline: its MLPs' width, default 80)
-curriculum_steps    int    train with this K first (cheaper), then with --steps; 0: no curriculum
-curriculum_fraction float  fraction of the optimiser steps run with --curriculum-steps
-init_scale          float  V's output weights start at this multiple of torch's initialisation
-lr_pool             float  learning-rate factor of phi's second layer (W2, b2): ~1/N
-lr_phi0             float  learning-rate factor of phi's first layer (w1, b1)
-val_examples        int    validation examples whose NLL is scored each epoch; 0: all of them
-method              str    the gradient's backward: hand-derived (fast) or the same fused by torch.compile
-val_w1_examples     int    validation examples whose W1 at T is scored each epoch
-snapshots           bool   also supervise the intermediate snapshots
-"""
+#: The flag that sets both paper ranges at once: no config field has it.
+SIGMA_RANGE = "range LO HI of the per-example sigma_q and sigma_p (both)"
 
 
 def _table() -> dict[str, Flag]:
-    from ..config import INTERACTIONS, SCHEMES
-    from ..surrogate.loop import SCHEDULES
-
-    types = {"int": int, "float": float, "str": str, "bool": bool}
+    """Every config field a command line may set, its help from the field's metadata["help"]
+    (a name in several configs: the first config's help), and --sigma-range."""
     extra = {"scheme": dict(choices=SCHEMES), "interaction": dict(choices=INTERACTIONS),
              "schedule": dict(choices=SCHEDULES), "checkpoint_every": dict(metavar="STEPS"),
              "method": dict(choices=("fast", "compiled")),
              **{name: dict(nargs=2, metavar=("LO", "HI"))
                 for name in ("sigma_range", "sigma_q_range", "sigma_p_range")}}
-    out = {}
-    for line in TABLE.strip().splitlines():
-        name, kind, text = line.split(maxsplit=2)
-        out[name] = Flag(name, types[kind], text, **extra.get(name, {}))
-    return out
+    helps = {"sigma_range": (float, SIGMA_RANGE)}
+    for cls in (PICConfig, PaperInitial, LoopConfig, TrainConfig, BaselineConfig):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "help" in f.metadata and f.name not in helps:
+                helps[f.name] = (_scalar(hints[f.name]), f.metadata["help"])
+    return {name: Flag(name, kind, text, **extra.get(name, {}))
+            for name, (kind, text) in helps.items() if kind is not None}
+
+
+def _scalar(hint) -> type | None:
+    """The flag's type of a field's annotation: int, float, str or bool (of an Optional or a
+    tuple, its element's); None if there is none (e.g. torch.dtype)."""
+    if hint in (bool, int, float, str):
+        return hint
+    kinds = [_scalar(arg) for arg in typing.get_args(hint) if arg is not type(None)]
+    return kinds[0] if kinds else None
 
 
 def flags(*names: str) -> tuple[Flag, ...]:

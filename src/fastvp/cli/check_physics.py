@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..backend import resolve_dtype
+from ..problems import check_physics
 from ..problems.check import TOLERANCES
 from ._common import add_common, check_out
 
@@ -50,8 +52,6 @@ def line(name: str, r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backend import resolve_dtype
-    from ..problems import check_physics
 
     check_out(args.out)  # before any simulation
     results = check_physics(args.out, progress=not args.quiet, problems=args.problems,

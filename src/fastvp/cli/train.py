@@ -6,7 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
+from .. import distributed as dist
 from ..surrogate.baseline import BaselineConfig
+from ..surrogate.checkpoint import CHECKPOINT, saved_config
+from ..surrogate.field_energy import build_field_energy_model
+from ..surrogate.model import Surrogate
+from ..surrogate.pretrain import PretrainConfig, pretrain_forces
 from ..surrogate.train import TrainConfig
 from ._common import add_common, add_flags, check_out, flags, given, seed
 
@@ -38,7 +43,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_flags(p, NHF_FLAGS, TrainConfig())
     p.add_argument("--init", default="random", metavar="random|field-energy|PATH",
                    help="PDE-NHF's start: torch's random initialisation, the field-energy Deep Set "
-                   "(built from the PIC physics), or a model file (default: random)")
+                   "(built from the PIC physics and fitted to its forces, as the bundled "
+                   "field-energy-1d: fastvp.surrogate.field_energy.build_field_energy_model), or a "
+                   "model file (default: random)")
     p.add_argument("--compile", action="store_true", help="the same as --method compiled")
     p.add_argument("--pretrain-forces", type=int, default=0, metavar="STEPS",
                    help="first fit -dV/dq to the PIC forces of the stored snapshots for STEPS steps "
@@ -51,8 +58,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import distributed as dist
-
     check_out(args.out)  # before the data is read or a model built
     runner = _run_baseline if args.model == "baseline" else _run_nhf
     if not dist.launched():
@@ -65,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace, flags, config_cls, base, migrate) -> object:
     """The config: the saved one of a resumed run, else the recipe's; flags given override."""
-    from ..surrogate.checkpoint import CHECKPOINT, saved_config
-
     chosen = {**given(args, flags), "seed": args.seed, "dtype": args.dtype,
               "threads": args.threads, "device": args.device}
     chosen = {k: v for k, v in chosen.items() if v is not None}
@@ -82,16 +85,13 @@ def _start_model(args: argparse.Namespace, config: TrainConfig):
     if args.resume or (args.init == "random" and not args.pretrain_forces):
         return None
     from ..data import load_dataset, require_gaussian
-    from ..surrogate.model import Surrogate
 
     ds = load_dataset(args.data)
     require_gaussian(ds)  # before a warm start is built for data train() refuses
     if args.init == "field-energy":
-        from ..surrogate.field_energy import field_energy_init, window_from_data
-
-        train = ds.split("train")
-        start = Surrogate(ds.config, steps=config.steps, hidden=config.hidden).double()
-        field_energy_init(start, ds.config, window_from_data(train.q(train.steps[-1])))
+        # the bundled field-energy-1d's recipe: the field-energy Deep Set, then its force fit
+        start, _ = build_field_energy_model(ds, steps=config.steps, hidden=config.hidden,
+                                            verbose=not args.quiet and dist.is_main())
     elif args.init != "random":
         if not Path(args.init).exists():
             raise ValueError(f"--init must be random, field-energy or a model file, got "
@@ -107,9 +107,6 @@ def _start_model(args: argparse.Namespace, config: TrainConfig):
 
 
 def _pretrain(args: argparse.Namespace, ds, start) -> None:
-    from .. import distributed as dist
-    from ..surrogate.pretrain import PretrainConfig, pretrain_forces
-
     # under torchrun every rank runs the same warm start (DDP then starts all ranks from
     # rank 0's parameters); no rank waits idle in a collective meanwhile
     device = dist.device(args.device) if dist.is_initialized() else args.device
@@ -122,7 +119,6 @@ def _pretrain(args: argparse.Namespace, ds, start) -> None:
 
 
 def _run_nhf(args: argparse.Namespace) -> int:
-    from .. import distributed as dist
     from ..surrogate.train import migrate, train
 
     base = TrainConfig.paper() if args.recipe == "paper" else TrainConfig()
@@ -151,7 +147,6 @@ def _kept(model) -> str:
 
 
 def _run_baseline(args: argparse.Namespace) -> int:
-    from ..distributed import is_main
     from ..surrogate.baseline import migrate, train_baseline
 
     flags = LOOP_FLAGS + tuple(f for f in NHF_FLAGS if f.field == "hidden")
@@ -159,7 +154,7 @@ def _run_baseline(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = train_baseline(args.data, config, out=args.out, resume=args.resume,
                            progress=not args.quiet)
-    if is_main():  # under torchrun rank 0 reports
+    if dist.is_main():  # under torchrun rank 0 reports
         print(f"trained the baseline ({model.n_parameters:,} parameters) for {config.epochs} "
               f"epochs in {time.perf_counter() - t0:.1f} s; {_kept(model)}")
         print(f"saved: {Path(args.out) / 'model.safetensors'}")

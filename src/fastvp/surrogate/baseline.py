@@ -23,21 +23,24 @@ PDE-NHF's; its exact number was lost from the text we have. We take H = 80, whic
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import validation as check
+from .. import arguments
+from .. import distributed as dist
 from ..backend import resolve_device, resolve_dtype, threads_context
+from ..data import Dataset, dataset_fingerprint, load_dataset, require_finite
 from ..files import model_path, read_model_file, save_model_file
-from ..initial import as_particles
+from ..metrics import wasserstein_1d
+from ..particles import as_particles
 from .checkpoint import MODEL, prepare_out
 from .loop import LoopConfig, fit, sharded_sums, w1_columns
+from .migrate import upgrade
 
 FORMAT = "fastvp-baseline/1"
 #: Hidden width of both MLPs (module docstring).
@@ -62,9 +65,9 @@ class Baseline(nn.Module):
 
     def __init__(self, n_particles: int = 256, hidden: int = HIDDEN, final_time: float = 1.0):
         super().__init__()
-        check.integer("n_particles", n_particles, 1)
-        check.integer("hidden", hidden, 1)
-        check.positive("final_time", final_time)
+        arguments.integer("n_particles", n_particles, 1)
+        arguments.integer("hidden", hidden, 1)
+        arguments.positive("final_time", final_time)
         self.n_particles = int(n_particles)
         self.hidden = int(hidden)
         self.final_time = float(final_time)
@@ -190,19 +193,19 @@ RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "threads")
 class BaselineConfig(LoopConfig):
     """Training of the baseline: PDE-NHF's optimiser, batch and learning rate (Adam, 128, 3e-4).
 
-    The loop's settings are ``loop.LoopConfig``'s; hidden: the MLPs' width H. The model
-    kept is that of the epoch with the lowest validation W1 at T, as for PDE-NHF.
+    The loop's settings are ``loop.LoopConfig``'s; each field's help is its
+    ``metadata["help"]``. The model kept is that of the epoch with the lowest validation W1
+    at T, as for PDE-NHF.
     """
 
-    hidden: int = HIDDEN
+    hidden: int = field(default=HIDDEN, metadata={"help": "the MLPs' width H"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check.integer("hidden", self.hidden, 1)
+        arguments.integer("hidden", self.hidden, 1)
 
 
 def _arrays(ds, device, dtype) -> tuple[torch.Tensor, ...]:
-    from ..data import require_finite
 
     first, last = ds.steps[0], ds.steps[-1]
     require_finite(ds, [first, last])
@@ -255,7 +258,6 @@ class BaselineTrainer:
             self.yq, self.yp = self.model.targets(*self.tr)
         self.n_train = self.tr[0].shape[0]
         self.settings = config.to_dict()
-        from ..data import dataset_fingerprint
 
         self.data = dataset_fingerprint(dataset)  # checked on resume, kept in the model file
         self.training_info = {"data": str(dataset.path), "data_fingerprint": self.data,
@@ -282,7 +284,6 @@ class BaselineTrainer:
     def validate(self, parallel: bool) -> dict:
         if self.va is None:
             return {}
-        from ..metrics import wasserstein_1d
 
         q0, p0, qT, pT = self.va
         m = self.model
@@ -309,23 +310,8 @@ class BaselineTrainer:
 
 
 def migrate(ck: dict) -> dict | None:
-    """A "fastvp-baseline-train/1" checkpoint (before the shared loop) as a "/2" one.
-
-    Its best model (then chosen by validation loss) stays kept until an epoch of the
-    resumed run is scored by the new rule (validation W1).
-    """
-    if ck.get("format") != "fastvp-baseline-train/1":
-        return None
-    history = [{**{k: v for k, v in row.items() if k != "time_s"}, "elapsed": row.get("time_s", 0.0)}
-               for row in ck["history"]]
-    best_epoch = next((row["epoch"] for row in history if row.get("val_loss") == ck["best_loss"]),
-                      None)
-    done = int(ck["epoch_examples"])
-    losses = [ck["epoch_loss"] / done] * int(ck["position"]) if done else []
-    return {**ck, "format": TRAIN_FORMAT, "config": {**BaselineConfig().to_dict(), **ck["config"]},
-            "history": history, "losses": losses, "best_score": math.inf,
-            "best_epoch": best_epoch, "best_state": ck["best_model"],
-            "elapsed": float(ck.get("seconds", 0.0)), "scheduler": None}
+    """A checkpoint from before 0.1.0 as a TRAIN_FORMAT one (``migrate.upgrade``), else None."""
+    return upgrade(ck, TRAIN_FORMAT, BaselineConfig)
 
 
 def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
@@ -341,8 +327,6 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     Returns the model of the epoch with the lowest validation W1, on `config.device` in
     `config.dtype`.
     """
-    from .. import distributed as dist
-    from ..data import Dataset, load_dataset
 
     config = config or BaselineConfig()
     if not isinstance(config, BaselineConfig):
@@ -355,7 +339,7 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
         if out.suffix == ".safetensors":
             raise ValueError(f"out must be a folder (the model is written to "
                              f"out/{MODEL}), got {str(out)!r}")
-    check.boolean("resume", resume)
+    arguments.boolean("resume", resume)
     if resume and out is None:
         raise ValueError("resume=True needs out, the folder holding the checkpoint")
     if not isinstance(dataset, Dataset):

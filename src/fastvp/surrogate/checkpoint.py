@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed as dist
+from ..data import fingerprint_difference
 from ..files import atomic_write, atomic_write_text
 
 CHECKPOINT = "checkpoint.pt"
@@ -82,7 +84,6 @@ def check_same_data(saved: dict | None, given: dict | None, path: Path) -> None:
     (saved None) is not checked."""
     if saved is None or given is None or saved.get("digest") == given.get("digest"):
         return
-    from ..data import fingerprint_difference
 
     differ = fingerprint_difference(saved, given, ("run", "given"))
     raise ValueError(f"resume=True: the run of {str(path)!r} was trained on the dataset "
@@ -125,7 +126,6 @@ class NonFiniteGuard:
 
     def backward(self, loss: torch.Tensor, loss_all: torch.Tensor,
                  params: Iterable[torch.Tensor], parallel: bool = False) -> bool:
-        from .. import distributed as dist
 
         ok = bool(torch.isfinite(loss_all))
         if ok:

@@ -36,7 +36,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from .. import arguments
 from .. import distributed as dist
+from ..backend import resolve_device, resolve_dtype
 from .checkpoint import (
     CHECKPOINT,
     MODEL,
@@ -83,43 +85,46 @@ SCHEDULES = ("constant", "cosine")
 class LoopConfig:
     """The settings every trainer shares (``TrainConfig`` and ``BaselineConfig`` extend it).
 
-    epochs, batch_size (examples per optimiser step; under DDP the global batch, split over
-    the ranks), lr (Adam's peak learning rate), dtype, device (None: CUDA if available),
-    seed (initialisation and shuffling); warmup (optimiser steps of linear warm-up),
-    schedule ("constant" or "cosine": decay to lr * min_lr_ratio at the end), clip
-    (gradient-norm clipping, None: off); checkpoint_every (also checkpoint every this many
-    optimiser steps; None: per epoch), max_bad_steps (consecutive non-finite steps
-    tolerated, each skipped), threads (CPU threads; None: ``backend.default_threads()``).
+    Each field's help is its ``metadata["help"]``; None turns `clip` off and leaves the
+    checkpoints to the epochs' ends (`checkpoint_every`).
     """
 
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 3e-4
-    dtype: torch.dtype | str = torch.float32
-    device: str | torch.device | None = None
-    seed: int = 0
-    warmup: int = 0
-    schedule: str = "constant"
-    min_lr_ratio: float = 0.0
-    clip: float | None = None
-    checkpoint_every: int | None = None
-    max_bad_steps: int = 10
-    threads: int | None = None
+    epochs: int = field(default=200, metadata={"help": "passes over the training split"})
+    batch_size: int = field(default=128, metadata={
+        "help": "examples per optimiser step; under torchrun the global batch"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam's (peak) learning rate"})
+    dtype: torch.dtype | str = field(default=torch.float32, metadata={
+        "help": "floating-point precision of the model and the data"})
+    device: str | torch.device | None = field(default=None, metadata={
+        "help": "cpu or cuda (None: cuda if available)"})
+    seed: int = field(default=0, metadata={"help": "random seed of the initialisation and shuffling"})
+    warmup: int = field(default=0, metadata={
+        "help": "optimiser steps of linear learning-rate warm-up"})
+    schedule: str = field(default="constant", metadata={
+        "help": "learning-rate schedule after the warm-up"})
+    min_lr_ratio: float = field(default=0.0, metadata={
+        "help": "final learning rate of the cosine schedule, as a fraction of lr"})
+    clip: float | None = field(default=None, metadata={
+        "help": "clip the gradient norm to this value"})
+    checkpoint_every: int | None = field(default=None, metadata={
+        "help": "also checkpoint every this many optimiser steps"})
+    max_bad_steps: int = field(default=10, metadata={
+        "help": "consecutive non-finite steps tolerated (each skipped)"})
+    threads: int | None = field(default=None, metadata={
+        "help": "CPU threads (None: backend.default_threads())"})
 
     def __post_init__(self) -> None:
-        from .. import validation as check
-        from ..backend import resolve_device, resolve_dtype
 
         for name in ("epochs", "batch_size", "max_bad_steps"):
-            check.integer(name, getattr(self, name), 1)
-        check.integer("seed", self.seed, 0)
-        check.integer("warmup", self.warmup, 0)
+            arguments.integer(name, getattr(self, name), 1)
+        arguments.integer("seed", self.seed, 0)
+        arguments.integer("warmup", self.warmup, 0)
         for name in ("checkpoint_every", "threads"):
-            check.optional(check.integer, name, getattr(self, name), 1)
-        check.positive("lr", self.lr)
-        check.optional(check.positive, "clip", self.clip)
-        check.number("min_lr_ratio", self.min_lr_ratio, 0, 1)
-        check.choice("schedule", self.schedule, SCHEDULES)
+            arguments.optional(arguments.integer, name, getattr(self, name), 1)
+        arguments.positive("lr", self.lr)
+        arguments.optional(arguments.positive, "clip", self.clip)
+        arguments.number("min_lr_ratio", self.min_lr_ratio, 0, 1)
+        arguments.choice("schedule", self.schedule, SCHEDULES)
         self.dtype = resolve_dtype(self.dtype)
         if self.device is not None:
             resolve_device(self.device)  # fail early on an unknown device

@@ -1,14 +1,14 @@
 """The Deep Set potential of PDE-NHF, its gradient in closed form, and that gradient's backward.
 
 This module is the one torch home of the Deep Set math; ``fastvp.kernels.deepset_leapfrog``
-is its fused Triton twin.
+(sampling) and ``fastvp.kernels.deepset_train`` (training) are its fused Triton twins.
 
     V(q) = rho( sum_i phi(q_i - mean(q)) ),   q: [B, N] -> V: [B]
     phi = Linear(1, H) -> Softplus -> Linear(H, H),  rho = Linear(H, H) -> Softplus -> Linear(H, 1)
 
 V is invariant under permutations and translations of the particles. Its gradient needs
 neither autograd nor a [B, N, H] x [H, H] product, because the second linear layer of phi
-commutes with the sum over particles (SPEC.md section 3). With y_i = q_i - mean(q),
+commutes with the sum over particles (docs/physics.md section 3). With y_i = q_i - mean(q),
 z_ik = w1_k y_i + b1_k, sigma = softplus' (taken as 1 above torch's threshold of 20, as
 torch's Softplus does) and the [B, H] vectors
 
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import validation as check
+from .. import arguments
 from ..backend import use_triton
 
 #: torch's Softplus returns z itself above this threshold (beta = 1): its slope there is 1.
@@ -84,7 +84,7 @@ class DeepSet(nn.Module):
 
     def __init__(self, hidden: int = 256):
         super().__init__()
-        check.integer("hidden", hidden, 1)
+        arguments.integer("hidden", hidden, 1)
         self.hidden = hidden
         self.phi = nn.Sequential(nn.Linear(1, hidden), nn.Softplus(), nn.Linear(hidden, hidden))
         self.rho = nn.Sequential(nn.Linear(hidden, hidden), nn.Softplus(), nn.Linear(hidden, 1))
@@ -299,10 +299,10 @@ def closed_form_grad(q: torch.Tensor, weights: DeepSetWeights, compile: bool = F
     no [B, N, H] intermediates. compile=True fuses the [b, N, H] work of each block with
     torch.compile (the first call compiles). Where ``fastvp.backend.use_triton(q, kernels)``
     (CUDA by default) and not compile, the Triton twin of both directions runs instead
-    (``fastvp.kernels.deepset_leapfrog.closed_form_grad_triton``).
+    (``fastvp.kernels.deepset_train.closed_form_grad_triton``).
     """
     if not compile and use_triton(q, kernels):
-        from fastvp.kernels.deepset_leapfrog import closed_form_grad_triton
+        from fastvp.kernels.deepset_train import closed_form_grad_triton
 
         return closed_form_grad_triton(q, weights, threshold=SOFTPLUS_THRESHOLD)
     return _ClosedFormGrad.apply(compile, q, *weights)

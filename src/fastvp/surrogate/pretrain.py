@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import validation as check
+from .. import arguments
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
 from ..pic.field import acceleration
@@ -38,8 +38,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            check.integer(name, getattr(self, name), 1)
-        check.positive("lr", self.lr)
+            arguments.integer(name, getattr(self, name), 1)
+        arguments.positive("lr", self.lr)
         resolve_dtype(self.dtype)
 
 
@@ -112,8 +112,8 @@ def refine_forces_lbfgs(model, dataset, per_snapshot: int = 200, iterations: int
     the loss is smooth and deterministic there, where Adam's noisy steps stall around a
     relative error of 1e-2. Returns {"loss": final training loss, "evaluations": n}.
     """
-    check.integer("per_snapshot", per_snapshot, 1)
-    check.integer("iterations", iterations, 1)
+    arguments.integer("per_snapshot", per_snapshot, 1)
+    arguments.integer("iterations", iterations, 1)
     train = dataset.split("train")
     rng = np.random.default_rng(seed)
     per_snapshot = min(per_snapshot, len(train))

@@ -16,19 +16,24 @@ The loop itself (schedule, DDP, NaN guard, resume, history, the kept epoch) is
 from __future__ import annotations
 
 import copy
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import validation as check
+from .. import arguments
+from .. import distributed as dist
 from ..backend import threads_context
+from ..data import Dataset, dataset_fingerprint, load_dataset, require_finite, require_gaussian
+from ..metrics import wasserstein_1d
+from ..problems.distribution import gaussian_log_prob
+from ..problems.paper import PaperInitial
 from .checkpoint import prepare_out
 from .loop import LoopConfig, fit, frozen, sharded_sums, w1_columns
-from .model import PULLBACK_METHODS, Surrogate, gaussian_log_prob
+from .migrate import upgrade
+from .model import PULLBACK_METHODS, Surrogate
 
 INITS = ("random",)
 FORMAT = "fastvp-train/2"
@@ -42,22 +47,15 @@ class TrainConfig(LoopConfig):
     """Settings of ``train``. ``TrainConfig()`` is fastvp's recipe, ``TrainConfig.paper()``
     the paper's (float64, Adam at a constant 3e-4, batch 128, 200 epochs, K = 25).
 
-    The loop's settings (epochs, batch_size, lr, dtype, device, seed, warmup, schedule,
-    min_lr_ratio, clip, checkpoint_every, max_bad_steps, threads) are ``loop.LoopConfig``'s.
-    steps: K, the leapfrog steps of the flow; hidden: the Deep Set width H.
-    curriculum_steps, curriculum_fraction: train with K = curriculum_steps for that
-    fraction of the optimiser steps first (fewer leapfrog steps: cheaper), then K = steps.
-    init: "random" (torch's initialisation, seeded); init_scale: V's output weights start
-    at this multiple of it (0: V = 0, the flow starts at free streaming).
-    lr_pool, lr_phi0: learning-rate factors of phi's second layer (W2, b2) and first layer
-    (w1, b1). The pooled sum s = W2 sum_i softplus(w1 y_i + b1) + N b2 grows with the N
-    particles, so an Adam step of size lr on W2 or b2 moves s about N times more than the
+    The loop's settings are ``loop.LoopConfig``'s (only their defaults change here); each
+    field's help is its ``metadata["help"]``. A curriculum trains with K = curriculum_steps
+    (fewer leapfrog steps: cheaper) for curriculum_fraction of the optimiser steps, then
+    with K = steps. The pooled sum s = W2 sum_i softplus(w1 y_i + b1) + N b2 grows with the
+    N particles, so an Adam step of size lr on W2 or b2 moves s about N times more than the
     same step elsewhere moves its layer's output: lr_pool ~ 1 / N evens that out.
-    method: "fast" (hand-derived backward) or "compiled" (the same under torch.compile).
-    val_examples: cap on the validation examples whose NLL is scored each epoch (None: all);
-    val_w1_examples: validation examples whose W1 at T is scored each epoch (the kept epoch
-    is the one of the lowest W1).
-    snapshots: also supervise the intermediate snapshots (each pulled back from its time).
+    curriculum_steps None: no curriculum; val_examples None: all (the command line's 0);
+    init_scale 0: V = 0, the flow starts at free streaming. The kept epoch is the one of
+    the lowest validation W1.
     """
 
     # fastvp's recipe (the paper's values are in ``paper()``); README "Training" tells why
@@ -66,33 +64,44 @@ class TrainConfig(LoopConfig):
     warmup: int = 100
     schedule: str = "cosine"
     min_lr_ratio: float = 0.02
-    steps: int = 25
-    hidden: int = 256
-    curriculum_steps: int | None = 5
-    curriculum_fraction: float = 0.85
-    init: str = "random"
-    init_scale: float = 1.0
-    lr_pool: float = 1 / 256
-    lr_phi0: float = 50.0
-    method: str = "compiled"
-    val_examples: int | None = 256
-    val_w1_examples: int = 512
-    snapshots: bool = False
+    steps: int = field(default=25, metadata={"help": "K, the leapfrog steps of the flow"})
+    hidden: int = field(default=256, metadata={
+        "help": "hidden width (Deep Set H; baseline: its MLPs' width, default 80)"})
+    curriculum_steps: int | None = field(default=5, metadata={
+        "help": "train with this K first (cheaper), then with --steps; 0: no curriculum"})
+    curriculum_fraction: float = field(default=0.85, metadata={
+        "help": "fraction of the optimiser steps run with --curriculum-steps"})
+    init: str = field(default="random", metadata={
+        "help": "the start: torch's initialisation, seeded"})
+    init_scale: float = field(default=1.0, metadata={
+        "help": "V's output weights start at this multiple of torch's initialisation"})
+    lr_pool: float = field(default=1 / 256, metadata={
+        "help": "learning-rate factor of phi's second layer (W2, b2): ~1/N"})
+    lr_phi0: float = field(default=50.0, metadata={
+        "help": "learning-rate factor of phi's first layer (w1, b1)"})
+    method: str = field(default="compiled", metadata={
+        "help": "the gradient's backward: hand-derived (fast) or the same fused by torch.compile"})
+    val_examples: int | None = field(default=256, metadata={
+        "help": "validation examples whose NLL is scored each epoch; 0: all of them"})
+    val_w1_examples: int = field(default=512, metadata={
+        "help": "validation examples whose W1 at T is scored each epoch"})
+    snapshots: bool = field(default=False, metadata={
+        "help": "also supervise the intermediate snapshots"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("steps", "hidden", "val_w1_examples"):
-            check.integer(name, getattr(self, name), 1)
+            arguments.integer(name, getattr(self, name), 1)
         for name in ("val_examples", "curriculum_steps"):
-            check.optional(check.integer, name, getattr(self, name), 1)
-        check.number("curriculum_fraction", self.curriculum_fraction, 0, 1)
-        check.number("init_scale", self.init_scale, 0)
-        check.positive("lr_pool", self.lr_pool)
-        check.positive("lr_phi0", self.lr_phi0)
-        check.choice("init", self.init, INITS)
+            arguments.optional(arguments.integer, name, getattr(self, name), 1)
+        arguments.number("curriculum_fraction", self.curriculum_fraction, 0, 1)
+        arguments.number("init_scale", self.init_scale, 0)
+        arguments.positive("lr_pool", self.lr_pool)
+        arguments.positive("lr_phi0", self.lr_phi0)
+        arguments.choice("init", self.init, INITS)
         if self.method not in PULLBACK_METHODS or self.method == "autograd":
             raise ValueError(f"method must be 'fast' or 'compiled', got {self.method!r}")
-        check.boolean("snapshots", self.snapshots)
+        arguments.boolean("snapshots", self.snapshots)
 
     @classmethod
     def paper(cls, **changes) -> TrainConfig:
@@ -124,7 +133,6 @@ class _Data:
 
     def __init__(self, ds, steps: list[int], times: list[float], dtype, device,
                  limit: int | None = None, initial: bool = False):
-        from ..data import require_finite
 
         n = len(ds) if limit is None else min(limit, len(ds))
         if n < 1:
@@ -140,9 +148,9 @@ class _Data:
         self.q0, self.p0 = (t(ds.q(ds.steps[0])), t(ds.p(ds.steps[0]))) if initial else (None, None)
         cond = t(ds.cond)
         self.sigma_q, self.sigma_p = cond[:, 0].contiguous(), cond[:, 1].contiguous()
-        cfg = ds.config
-        self.mu_q = torch.full((n,), cfg.mu_q, dtype=dtype, device=device)
-        self.mu_p = torch.full((n,), cfg.mu_p, dtype=dtype, device=device)
+        initial = PaperInitial.of(ds.config)
+        self.mu_q = torch.full((n,), initial.centre(ds.config), dtype=dtype, device=device)
+        self.mu_p = torch.full((n,), initial.mu_p, dtype=dtype, device=device)
 
     def nll(self, model: Surrogate, idx, k: int = -1, method: str = "fast") -> torch.Tensor:
         """NLL [b] of the examples idx from snapshot k."""
@@ -184,7 +192,6 @@ class _Objective(torch.nn.Module):
 
 
 def _dataset(dataset):
-    from ..data import load_dataset, require_gaussian
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
@@ -227,7 +234,6 @@ class NHFTrainer:
         self.val_set = _Data(val, steps[-1:], times[-1:], dtype, device, config.val_examples)
         self.w1_set = _Data(val, steps[-1:], times[-1:], dtype, device, config.val_w1_examples,
                             initial=True)
-        from ..metrics import wasserstein_1d
 
         w = self.w1_set
         self.identity = (wasserstein_1d(w.q0, w.q[-1]).mean().item(),
@@ -238,7 +244,6 @@ class NHFTrainer:
         self.model.to(device=device, dtype=dtype)
         self.n_train = self.train_set.n
         self.settings = config.to_dict()
-        from ..data import Dataset, dataset_fingerprint
 
         self.data = dataset_fingerprint(ds) if isinstance(ds, Dataset) else None  # resume checks it
 
@@ -266,7 +271,6 @@ class NHFTrainer:
         return {"a": f"{self.model.a.item():.4f}", "K": self.model.steps}
 
     def validate(self, parallel: bool) -> dict:
-        from ..metrics import wasserstein_1d
 
         m, K, T = self.model, self.config.steps, self.w1_set.times[-1]
         m.steps = K
@@ -313,23 +317,8 @@ def _device_name(device: torch.device) -> str:
 
 
 def migrate(ck: dict) -> dict | None:
-    """A "fastvp-train/1" checkpoint (before the shared loop) as a "fastvp-train/2" one."""
-    if ck.get("format") != "fastvp-train/1":
-        return None
-    old = dict(ck["config"])
-    # the settings that did not exist then, at the values that reproduce that loop
-    then = dict(warmup=0, clip=None, curriculum_steps=None, curriculum_fraction=0.0, init_scale=1.0,
-                lr_pool=1.0, lr_phi0=1.0, val_examples=None)
-    legacy = TrainConfig(**{**then, **{k: v for k, v in old.items()
-                                       if k in TrainConfig.__dataclass_fields__}})
-    history, elapsed = [], 0.0
-    for row in ck["history"]:
-        elapsed += row.get("seconds", 0.0)
-        history.append({**row, "epoch": row["epoch"] + 1, "elapsed": elapsed, "kept": None})
-    return {**ck, "format": FORMAT, "config": {**legacy.to_dict(), **old},
-            "history": history, "losses": list(ck.get("epoch_losses", [])),
-            "best_score": math.inf, "best_epoch": None, "best_state": None, "elapsed": elapsed,
-            "bad_steps": ck.get("bad_steps", 0), "bad_in_a_row": ck.get("bad_in_a_row", 0)}
+    """A checkpoint from before 0.1.0 as a FORMAT one (``migrate.upgrade``), else None."""
+    return upgrade(ck, FORMAT, TrainConfig)
 
 
 # ---------------------------------------------------------------------------- train
@@ -369,7 +358,6 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
         >>> model.kept_epoch, model.training_info["objective"]
         (1, 'likelihood')
     """
-    from .. import distributed as dist
 
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
@@ -377,7 +365,7 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
     if model is not None and not isinstance(model, Surrogate):
         raise ValueError(f"model must be a fastvp.Surrogate to start from, "
                          f"got {type(model).__name__}")
-    check.boolean("resume", resume)
+    arguments.boolean("resume", resume)
     dist.check_distributed(distributed)  # before the dataset is read
     ds = _dataset(dataset)
     out = Path(out) if out is not None else None
@@ -390,7 +378,6 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
 
 def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bool,
            model: Surrogate | None, device: torch.device, parallel: bool) -> Surrogate:
-    from .. import distributed as dist
 
     world = dist.world_size() if parallel else 1
     if config.batch_size < world:
