@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from fastvp.kernels import aot, aot_report, cic, deepset_leapfrog, deepset_train
+
+pytest.importorskip("triton")  # the kernels' compiler: optional ([test], [cuda] extras)
+
+from fastvp.kernels import aot, aot_report, cic, deepset_leapfrog, deepset_train  # noqa: E402
 
 ARCHS = ("sm_80", "sm_90")
 KEYS = {"kernel", "dtype", "arch", "sizes", "registers", "spill_stores", "spill_loads", "shared",

@@ -222,4 +222,4 @@ def test_cli_resumes_a_baseline_run(small, tmp_path, capsys):
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["config"]["checkpoint_every"] == 2  # a resumable setting: may change on resume
     assert main(args + ["--epochs", "3", "--resume", "--checkpoint-every", "0"]) == 2
-    assert "checkpoint_every must be an integer" in capsys.readouterr().err
+    assert "--checkpoint-every must be an integer" in capsys.readouterr().err

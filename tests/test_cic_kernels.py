@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import fastvp
-from fastvp.backend import triton_interpreted
+from fastvp.backend import triton_available, triton_interpreted
 from fastvp.pic import deposit as ref
 
 pytestmark = pytest.mark.skipif(
-    not (torch.cuda.is_available() or triton_interpreted()),
-    reason="Triton kernels need CUDA or TRITON_INTERPRET=1",
+    not triton_available() or not (torch.cuda.is_available() or triton_interpreted()),
+    reason="Triton kernels need triton, and CUDA or TRITON_INTERPRET=1",
 )
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-5)}

@@ -9,6 +9,7 @@ import pytest
 
 import fastvp
 from fastvp.cli import main
+from fastvp.data.layout import DIAGNOSTICS
 
 
 def test_simulate_writes_a_dataset_in_the_official_layout(tmp_path):
@@ -17,7 +18,7 @@ def test_simulate_writes_a_dataset_in_the_official_layout(tmp_path):
                  "--seed", "3"]) == 0
     names = sorted(f.name for f in out.iterdir())
     assert names == sorted([f"{v}{s:02d}.npy" for s in range(0, 30, 5) for v in "QP"]
-                           + ["Cond.npy", "metadata.json"])
+                           + ["Cond.npy", "metadata.json"] + [f"diag_{name}.npy" for name in DIAGNOSTICS])
     q25 = np.load(out / "Q25.npy")
     assert q25.shape == (40, 256) and q25.dtype == np.float64
     meta = json.loads((out / "metadata.json").read_text())

@@ -21,7 +21,8 @@ from fastvp.cli import build_parser, main
 from fastvp.cli._common import DTYPE_RULE
 from fastvp.problems.paper import RNG_BLOCK, PaperInitial, draw_block
 from fastvp.surrogate.baseline import Baseline, BaselineConfig, train_baseline
-from fastvp.surrogate.model import Surrogate, state_shapes
+from fastvp.surrogate.model import Surrogate
+from fastvp.surrogate.model_files import state_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -60,7 +60,7 @@ def test_a_dataset_larger_than_the_disk_gives_the_real_sizes(capsys, here):
     free = shutil.disk_usage(here).free
     n = int(free / (13 * 256 * 8)) + 10_000_000  # more than the filesystem holds
     refused(capsys, ["simulate", "--out", "big", "--examples", str(n), "--quiet"],
-            "--out 'big'", f"({n} examples x 13 arrays) needs", "are free on the filesystem of",
+            "--out 'big'", f"({n} examples x 19 arrays) needs", "are free on the filesystem of",
             root=here)
 
 
@@ -98,6 +98,12 @@ def test_a_file_that_is_not_a_model_is_one_line(capsys, here):
     refused(capsys, ["sample", "--t", "1", "--model", "junk.pt"], "junk.pt", "not a torch state_dict")
     (here / "junk.safetensors").write_bytes(b"\x00" * 64)
     refused(capsys, ["sample", "--t", "1", "--model", "junk.safetensors"], "not a fastvp model")
+    (here / "text.pt").write_text("just some text, long enough to be read as a header\n" * 4)
+    err = refused(capsys, ["sample", "--t", "1", "--model", "text.pt"], "'text.pt' is not a fastvp "
+                  "model file: neither safetensors nor a torch checkpoint")
+    assert "header" not in err.lower()
+    with pytest.raises(ValueError, match="neither safetensors nor a torch checkpoint"):
+        Surrogate.load(here / "text.pt")
 
 
 def test_an_empty_test_split_is_named(capsys, here):
@@ -128,3 +134,31 @@ def test_an_existing_out_folder_that_refuses_writes_is_named(capsys, here, monke
                         lambda p, mode: False if str(p).endswith("ro") else real(p, mode))
     refused(capsys, ["demo", "--out", "ro", "--quiet"], "--out 'ro' cannot be written",
             "read-only filesystem", root=here)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["simulate", "--out", "d", "--particles", "0"], ["--particles must be", "got 0"]),
+    (["simulate", "--out", "d", "--n-particles", "0"], ["--n-particles must be", "got 0"]),
+    (["simulate", "--out", "d", "--steps", "25", "--save-every", "7"],
+     ["--save-every must divide", "--save-every 7", "--steps 25"]),
+    (["simulate", "--out", "d", "--problem", "landau", "--steps", "25", "--save-every", "7"],
+     ["--save-every must divide", "--save-every 7"]),
+    (["train", "--data", "nowhere", "--out", "run", "--batch-size", "0"],
+     ["--batch-size must be", "got 0"]),
+])
+def test_errors_name_the_flag_as_typed(capsys, here, argv, words):
+    err = refused(capsys, [*argv, "--quiet"], *words, root=here)
+    for python in ("n_particles", "save_every", "batch_size"):
+        assert python not in err
+
+
+def test_typed_flags_rename_python_words_and_aliases():
+    from fastvp.cli import build_parser
+    from fastvp.cli._common import cli_message, typed_flags
+
+    words = typed_flags(build_parser().commands["simulate"], ["--particles", "0"])
+    assert cli_message("n_particles must be > 0, got 0", words) == "--particles must be > 0, got 0"
+    words = typed_flags(build_parser().commands["simulate"], ["--n-particles=0"])
+    assert cli_message("--particles must be >= 1; n_particles=0", words) == \
+        "--n-particles must be >= 1; --n-particles 0"
+    assert cli_message("the steps of steps=3", words) == "the steps of --steps 3"

@@ -28,7 +28,7 @@ def test_dataset_bytes_do_not_depend_on_the_chunk_size(tmp_path):
                                           progress=False).path)
             for c in (300, 50, 37, 1000)]
     assert all(r == runs[0] for r in runs[1:])
-    assert len(runs[0]) == 14  # 12 arrays, Cond.npy, metadata.json
+    assert len(runs[0]) == 20  # 12 arrays, Cond.npy, 6 of diagnostics, metadata.json
 
 
 def test_dataset_holds_the_simulated_snapshots_and_their_sigmas(tmp_path):

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fastvp.kernels.deepset_leapfrog import deepset_leapfrog as _deepset_leapfrog
-from fastvp.kernels.deepset_leapfrog import fused_grad
-from fastvp.kernels.deepset_train import closed_form_grad_triton
 
-from fastvp.backend import triton_interpreted
+from fastvp.backend import triton_available, triton_interpreted
 from fastvp.surrogate.flow import (
     integrate,
     leapfrog,
@@ -29,10 +26,16 @@ from fastvp.surrogate.potential import (
     grad_nograd,
 )
 
+if triton_available():  # an optional dependency: the kernel tests skip without it
+    from fastvp.kernels.deepset_leapfrog import deepset_leapfrog as _deepset_leapfrog
+    from fastvp.kernels.deepset_leapfrog import fused_grad
+    from fastvp.kernels.deepset_train import closed_form_grad_triton
+
 #: These tests run the Triton kernels on CPU tensors, i.e. under the interpreter (conftest
 #: sets it where there is no GPU); on a GPU machine tests/test_cuda_kernels.py covers them.
-interpreted = pytest.mark.skipif(not triton_interpreted(),
-                                 reason="CPU tensors need TRITON_INTERPRET=1 (GPU: test_cuda_kernels)")
+interpreted = pytest.mark.skipif(not (triton_available() and triton_interpreted()),
+                                 reason="needs triton, and TRITON_INTERPRET=1 for CPU tensors "
+                                 "(GPU: test_cuda_kernels)")
 
 
 def deepset_leapfrog(q, p, weights, a2, dt, steps):

@@ -153,6 +153,13 @@ def test_demo_with_a_model_file(tmp_path, model):
     assert (tmp_path / "out" / "demo.png").exists()
 
 
+def test_demo_says_the_time_against_pic_plainly():
+    from fastvp.evaluation.demo import versus_pic
+
+    assert versus_pic(1.0, 50.0, "cpu") == "the surrogate took 50.0x PIC's time on this CPU"
+    assert versus_pic(2.0, 0.5, "cpu") == "4.0x faster than PIC on this CPU"
+
+
 def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
     parser = build_parser()
     args = parser.parse_args(["train", "--model", "baseline", "--data", str(dataset.path),
@@ -167,6 +174,38 @@ def test_cli_trains_a_baseline_and_evaluates(tmp_path, dataset, model):
     r = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert r["data"]["n_examples"] == 3 and [row["K"] for row in r["table3"]] == [2, 1]
     assert "baseline" in r["table1"]
+
+
+def test_evaluate_scores_a_baseline_file_given_as_a_model(tmp_path, dataset, model, capsys):
+    from fastvp.surrogate.baseline import Baseline
+    from fastvp.surrogate.loading import model_kind, read_model
+
+    torch.manual_seed(0)
+    tiny = Baseline(dataset.n_particles, hidden=4, final_time=dataset.times[-1])
+    base = tiny.save(tmp_path / "tiny-baseline")
+    pde = model.save(tmp_path / "m")
+    assert model_kind(base) == "baseline" and model_kind(pde) == model_kind("paper-1d") == "pde-nhf"
+    assert isinstance(read_model(base), Baseline) and isinstance(read_model(pde), Surrogate)
+    parser = build_parser()
+    common = ["--data", str(dataset.path), "--examples", "3", "--steps", "2", "--quiet"]
+    for name, flags in (("alone", ["--model", str(base)]), ("flag", ["--baseline", str(base)])):
+        args = parser.parse_args(["evaluate", *flags, "--out", str(tmp_path / name), *common])
+        assert args.func(args) == 0
+        r = json.loads((tmp_path / name / "results.json").read_text())
+        assert r["models"] == [] and r["model"] is None and set(r["table1"]) == {"identity", "baseline"}
+        assert r["table1"]["baseline"]["percent_of_identity"]["q"] > 0
+        assert (tmp_path / name / "report.md").exists() and r["figures"] == ["cdf_final.png"]
+    assert "W1 at T, baseline: positions" in capsys.readouterr().out
+    args = parser.parse_args(["evaluate", "--model", str(base), "--model", str(pde), "--out",
+                              str(tmp_path / "both"), *common])
+    assert args.func(args) == 0
+    r = json.loads((tmp_path / "both" / "results.json").read_text())
+    assert [m["name"] for m in r["models"]] == ["m"] and "baseline" in r["table1"]
+    with pytest.raises(ValueError, match="2 baselines"):
+        evaluate_models([base], dataset, tmp_path / "two", baseline=base, progress=False)
+    with pytest.raises(ValueError, match="--model or --baseline"):
+        args = parser.parse_args(["evaluate", "--out", str(tmp_path / "none"), *common])
+        args.func(args)
 
 
 def test_several_models_in_one_report(tmp_path, dataset, model):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import fastvp
+from fastvp.backend import triton_available
 from fastvp.pic.diagnostics import field_energy
 from fastvp.pic.field import acceleration, field
 from fastvp.surrogate.pretrain import pic_acceleration
@@ -19,7 +20,8 @@ def _batch(cfg: fastvp.PICConfig):
     return fastvp.initial_conditions(3, cfg, seed=4, sigma_q=3.0, sigma_p=1.0)
 
 
-@pytest.mark.parametrize("kernels", ["torch", "triton"])
+@pytest.mark.parametrize("kernels", ["torch", pytest.param("triton", marks=pytest.mark.skipif(
+    not triton_available(), reason="needs triton, an optional dependency"))])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=["paper", "gravitational"])
 def test_one_simulator_step_is_kick_drift_kick_with_the_field_acceleration(cfg, kernels):
     """x1 = x0 + dt (v0 + dt/2 a(x0)),  v1 = v0 + dt/2 a(x0) + dt/2 a(x1)."""

@@ -383,4 +383,4 @@ def test_triton_kernels_without_cuda_are_refused_before_any_file(tmp_path, monke
 def test_not_enough_disk_space_is_refused_before_any_file(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr("fastvp.files.shutil.disk_usage", lambda p: usage._replace(free=1000))
-    refused(tmp_path, gen(tmp_path / "out"), "out_dir", "needs 4.7 kB", "1 kB are free", exc=OSError)
+    refused(tmp_path, gen(tmp_path / "out"), "out_dir", "needs 22.2 kB", "1 kB are free", exc=OSError)

@@ -52,7 +52,7 @@ def triton_interpreted() -> bool:
 def triton_available() -> bool:
     try:
         import triton  # noqa: F401
-    except Exception:  # pragma: no cover - triton is a dependency on Linux
+    except Exception:  # an optional dependency: pip install 'fastvp[cuda]'
         return False
     return True
 
@@ -66,6 +66,9 @@ def use_triton(tensor: torch.Tensor, kernels: str | None = None) -> bool:
         return False
     runnable = triton_available() and (tensor.is_cuda or triton_interpreted())
     if choice == "triton":
+        if not triton_available():
+            raise ValueError("kernels='triton' needs the triton package, not installed here "
+                             "(pip install 'fastvp[cuda]'; CUDA builds of torch bring it)")
         if not runnable:
             raise ValueError(
                 "kernels='triton' needs a CUDA tensor, or TRITON_INTERPRET=1 set before "

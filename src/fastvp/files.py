@@ -194,13 +194,17 @@ def read_model_meta(path) -> dict | None:
 def read_model_file(path) -> tuple[dict, dict | None]:
     """(tensors, meta) of a file written by ``save_model_file``; meta None if it has none.
 
-    Raises ValueError naming the file if it is not a readable safetensors file.
+    Raises ValueError naming the file if it is not a readable safetensors file (one that
+    is no model file at all, e.g. text, is said to be neither safetensors nor torch).
     """
     import json
 
     from safetensors import safe_open
 
     path = Path(path)
+    if file_format(path) == "unknown":
+        raise ValueError(f"{str(path)!r} is not a fastvp model file: neither safetensors nor a "
+                         "torch checkpoint")
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}

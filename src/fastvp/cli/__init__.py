@@ -14,7 +14,7 @@ import sys
 
 from .._version import __version__
 from . import check_physics, demo, evaluate, sample, simulate, train
-from ._common import OneLineParser, check_threads, cli_message, error_text
+from ._common import OneLineParser, check_threads, cli_message, error_text, typed_flags
 
 COMMANDS = (simulate, train, sample, evaluate, demo, check_physics)
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
+    parser.commands = sub.choices  # name -> its parser, for the flags typed in an error
     return parser
 
 
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     Errors of the command line itself (an unknown option, a value of the wrong type)
     exit through argparse (SystemExit, status 2), with one line on stderr.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
     try:
         check_threads(args.threads)
         from ..backend import threads_context
@@ -47,5 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, FloatingPointError) as exc:
         if args.debug:
             raise
-        print(f"fastvp {args.command}: error: {cli_message(error_text(exc))}", file=sys.stderr)
+        words = typed_flags(parser.commands[args.command], argv)
+        print(f"fastvp {args.command}: error: {cli_message(error_text(exc), words)}",
+              file=sys.stderr)
         return 1 if isinstance(exc, FloatingPointError) else 2

@@ -93,6 +93,7 @@ def _table() -> dict[str, Flag]:
     extra = {"scheme": dict(choices=SCHEMES), "interaction": dict(choices=INTERACTIONS),
              "schedule": dict(choices=SCHEDULES), "checkpoint_every": dict(metavar="STEPS"),
              "method": dict(choices=("fast", "compiled")),
+             "potential": dict(choices=("auto", "deepset", "fourier")),
              **{name: dict(nargs=2, metavar=("LO", "HI"))
                 for name in ("sigma_range", "sigma_q_range", "sigma_p_range")}}
     helps = {"sigma_range": (float, SIGMA_RANGE)}
@@ -149,7 +150,7 @@ def given(args: argparse.Namespace, flags: Iterable[Flag]) -> dict:
 
 def add_common(parser: argparse.ArgumentParser, dtype: str = "float64",
                dtype_help: str = "", dtypes: Iterable[str] = tuple(DTYPES),
-               seed_help: str = "random seed (default: 0; a resumed run keeps its own)") -> None:
+               seed_help: str = "random seed (default: 0)") -> None:
     """--device, --dtype, --seed, --threads, --quiet, --debug: shared by every subcommand.
 
     dtype: this command's default, by ``DTYPE_RULE``; dtype_help: what it adds to it;
@@ -167,11 +168,41 @@ def add_common(parser: argparse.ArgumentParser, dtype: str = "float64",
                         help="show the Python traceback of an error")
 
 
-def cli_message(message: str) -> str:
-    """An error message with the Python names of arguments replaced by the CLI's flags."""
+def typed_flags(parser: argparse.ArgumentParser, argv: Iterable[str]) -> dict[str, str]:
+    """{dest: the flag the user typed for it} of a (sub)command's options; a dest not typed
+    gets its first option. Several flags of one dest (--particles, --n-particles): the one
+    typed, also under each of the others' names ({"--particles": "--n-particles"})."""
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+    options: dict[str, list[str]] = {}
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest != "help":
+            options.setdefault(action.dest, []).extend(longs)
+    out = {}
+    for dest, names in options.items():
+        flag = next((o for o in names if o in typed), names[0])
+        out[dest] = flag
+        out.update({o: flag for o in names if o != flag})
+    return out
+
+
+def cli_message(message: str, flags: dict[str, str] | None = None) -> str:
+    """An error message with the Python names of arguments replaced by the CLI's flags.
+
+    flags: ``typed_flags`` of the command run: a Python name with an underscore, or any
+    name followed by "=" ("steps=25"), becomes the flag the user typed ("--steps 25"); a
+    flag becomes its alias the user typed.
+    """
     for word, flag in CLI_WORDS.items():
         message = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w])", flag, message)
         message = message.replace(f"{flag} ({flag})", flag)  # "resume=True (--resume)"
+    for word, flag in (flags or {}).items():
+        if word.startswith("--"):
+            message = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", flag, message)
+            continue
+        message = re.sub(rf"(?<![\w-]){re.escape(word)}=(?=\S)", flag + " ", message)
+        if "_" in word:
+            message = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w=])", flag, message)
     return message
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
-from ..files import atomic_write, file_format, model_path, read_model_meta
+from ..files import atomic_write
 from ..problems.paper import PaperInitial, gaussian_initial_conditions
-from ..surrogate.baseline import FORMAT, Baseline
-from ..surrogate.model import Surrogate
+from ..surrogate.baseline import Baseline
+from ..surrogate.loading import read_model
 from ._common import add_common, add_flags, check_out, flags, given, seed
 
 #: Initial-condition ranges of the examples drawn.
@@ -42,21 +42,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "for one time, [S, B, N] for S times")
     p.add_argument("--extrapolate", action="store_true", help="allow t outside [0, T]")
     add_flags(p, RANGE_FLAGS, None)
-    add_common(p, dtype="float64", dtype_help=": samples are data, compared with PIC")
+    add_common(p, dtype="float64", dtype_help=": samples are data, compared with PIC",
+               seed_help="random seed of the initial conditions drawn (default: 0)")
     p.set_defaults(func=run)
     return p
-
-
-def _load(spec: str):
-    """(model, is_baseline) from a bundled name or a file, told apart by its content."""
-
-    path = Path(spec)
-    if not path.exists() and model_path(path).is_file():
-        path = model_path(path)
-    if path.is_file() and file_format(path) == "safetensors":
-        if (read_model_meta(path) or {}).get("format") == FORMAT:
-            return Baseline.load(path), True
-    return Surrogate.load(spec), False
 
 
 def _baseline_config(model):
@@ -92,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 
     _check_args(args)  # before the model is read and anything sampled
-    model, is_baseline = _load(args.model)
+    model = read_model(args.model)
+    is_baseline = isinstance(model, Baseline)
     model.to(device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
     config = _baseline_config(model) if is_baseline else model.config
     initial = PaperInitial.of(config).replace(**given(args, RANGE_FLAGS))

@@ -1,7 +1,8 @@
 """Dataset folders in the layout of the authors' generator, plus fastvp's metadata.
 
 ``layout``: the files of a folder (one float64 ``.npy`` per snapshot and variable,
-``Cond.npy``, a problem's ``Params.npy``, fastvp's ``metadata.json``) and its splits;
+``Cond.npy``, a problem's ``Params.npy``, the diagnostics of every step ``diag_*.npy``,
+fastvp's ``metadata.json``) and its splits;
 ``dataset``: ``load_dataset`` and the lazily read ``Dataset``, with the checks of what a
 folder holds; ``fingerprint``: what made a dataset, for the checks of a resumed training
 run; ``writer``: the resumable sharded writer (files appear complete or not at all, a

@@ -12,17 +12,20 @@ import numpy as np
 import torch
 
 from ..config import PICConfig
-from ..particles import Batch
+from ..particles import Batch, Diagnostics
 from ..problems.base import Problem
 from ..problems.distribution import Gaussian, InitialDistribution
 from ..problems.paper import PaperInitial
 from ..problems.registry import PROBLEMS
 from .layout import (
     AUTHORS_STEPS,
+    DIAGNOSTICS,
     METADATA,
     PARAMS,
     PROGRESS,
     SPLITS,
+    diagnostic_arrays,
+    diagnostic_file,
     extra_arrays,
     has_gaussians,
     snapshot_file,
@@ -38,7 +41,8 @@ class Dataset:
     cond: [n, 2] (sigma_q, sigma_p; Gaussian initial conditions only); problem: the
     metadata of a ``fastvp.problems`` dataset (None otherwise), params: its [n, P]
     per-example parameters named by param_names; config: the PICConfig that made it;
-    width: the digits of the step numbers in its file names.
+    width: the digits of the step numbers in its file names; diagnostics: the
+    ``Diagnostics`` of every step of its examples (datasets that kept them).
     """
 
     path: Path
@@ -131,6 +135,24 @@ class Dataset:
             return Gaussian(self.n_particles, initial.centre(self.config), cond[:, 0],
                             initial.mu_p, cond[:, 1])
         return self.problem_object().distribution()
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The diagnostics of every step of these examples, as ``simulate(..., diagnostics=True)``
+        gives them: t [S_all] (n dt), field_energy, kinetic_energy, total_energy, momentum
+        [S_all, n], modes, phases [S_all, n, M] (float64, CPU). ValueError for a folder
+        without them (the authors', an older fastvp's, or made with diagnostics=False)."""
+        recorded = diagnostic_arrays(self.metadata)
+        if not recorded:
+            raise ValueError(f"dataset {str(self.path)!r} has no diagnostics (it was made by the "
+                             "authors' generator, by fastvp before they were kept, or with "
+                             "diagnostics=False / --no-diagnostics): generate it again with "
+                             "fastvp simulate (or fastvp.generate_dataset) to keep them")
+        values = {name: torch.from_numpy(np.array(self._array(diagnostic_file(name))[self.indices]))
+                  .transpose(0, 1).contiguous() for name in DIAGNOSTICS}
+        rows = next(iter(recorded.values()))[0]
+        t = torch.arange(rows, dtype=torch.float64) * self.config.dt
+        return Diagnostics(t=t, **values)
 
     @property
     def param_names(self) -> list[str]:
@@ -244,6 +266,7 @@ def load_dataset(path) -> Dataset:
     steps, width = _snapshot_steps(path, metadata, config)
     snapshots = [snapshot_file(v, s, width) for s in steps for v in "QP"]
     ref = _check_arrays(path, snapshots, extra_arrays(metadata))
+    _check_diagnostics(path, diagnostic_arrays(metadata), ref[0])
     if metadata:
         expected = (metadata.get("n_examples", ref[0]), config.n_particles)
         if ref != expected:
@@ -304,6 +327,23 @@ def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> tuple[list
         raise ValueError(f"dataset folder {str(path)!r} holds steps {steps}, its metadata says "
                          f"{config.snapshot_steps}")
     return steps, width
+
+
+def _check_diagnostics(path: Path, recorded: dict[str, tuple[int, ...]], n: int) -> None:
+    """Each diagnostics file of a folder (`recorded`: {name: row shape}) is a readable
+    float64 array of n rows of its shape."""
+    for name, row in recorded.items():
+        try:
+            array = np.load(path / name, mmap_mode="r")
+        except FileNotFoundError as exc:
+            raise ValueError(f"dataset folder {str(path)!r} is missing {[name]} (its metadata "
+                             "lists the diagnostics)") from exc
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
+                             "not a complete .npy file (truncated, or another format)") from exc
+        if array.shape != (n, *row) or array.dtype != np.float64:
+            raise ValueError(f"{name} in {str(path)!r} must be float64 of shape {(n, *row)}, got "
+                             f"{array.dtype} {array.shape}")
 
 
 def _check_arrays(path: Path, snapshots: list[str], extras: dict[str, int]) -> tuple[int, int]:

@@ -21,12 +21,25 @@ from ..backend import KERNEL_CHOICES, default_threads, resolve_device, threads_c
 from ..config import PAPER_SIGMA_RANGE, PICConfig
 from ..files import check_writable, digest
 from ..pic import simulate as pic
+from ..pic.diagnostics import DIAGNOSTIC_MODES
 from ..problems import PROBLEMS, Problem
 from ..problems.paper import PaperInitial, PaperProblem, gaussian_initial_conditions
 from .dataset import Dataset, load_dataset
 from .fingerprint import recipe_digest
-from .layout import FORMAT, PARAMS, SPLITS, extra_arrays, snapshot_file, split_sizes, step_width
-from .writer import ChunkWriter, finish, missing_intervals, prepare, progress_file
+from .layout import (
+    DIAGNOSTICS,
+    FORMAT,
+    PARAMS,
+    SPLITS,
+    diagnostic_arrays,
+    diagnostic_file,
+    diagnostics_entry,
+    extra_arrays,
+    snapshot_file,
+    split_sizes,
+    step_width,
+)
+from .writer import ChunkWriter, finish, missing_intervals, planned_bytes, prepare, progress_file
 
 #: The default chunk: 4096 examples, fewer where they would hold more than 2^20 particles.
 CHUNK, CHUNK_PARTICLES = 4096, 2**20
@@ -49,10 +62,14 @@ def generate_dataset(
     kernels: str | None = None,
     distributed: bool | None = None,
     threads: int | None = None,
+    diagnostics: bool = True,
 ) -> Dataset:
     """Simulate `n_examples` paper-style examples, or a problem's, and write a dataset folder.
 
-    Writes Q00.npy, P00.npy, ..., Cond.npy (float64, the official layout) and metadata.json.
+    Writes Q00.npy, P00.npy, ..., Cond.npy (float64, the official layout) and metadata.json,
+    and (`diagnostics`, default True) the diagnostics of every step beside them (diag_*.npy,
+    float64; ``Dataset.diagnostics`` reads them as ``simulate(..., diagnostics=True)``
+    gives them; the other files are the same bytes either way).
     Simulation runs in float64 on `device` (cpu by default), `chunk_size` examples at a time
     (default 4096, fewer where a chunk would hold more than 2^20 particles), with `threads`
     CPU threads (None: ``backend.default_threads()``, the cores other processes leave
@@ -98,13 +115,23 @@ def generate_dataset(
     generation = Generation.checked(out_dir, n_examples, config, seed, problem=problem,
                                     initial=initial, quiet=quiet,
                                     chunk_size=chunk_size, device=device, kernels=kernels,
-                                    threads=threads, progress=progress)
+                                    threads=threads, progress=progress, diagnostics=diagnostics)
     resume, overwrite = arguments.boolean("resume", resume), arguments.boolean("overwrite", overwrite)
     arguments.optional(arguments.boolean, "distributed", distributed)
     with _process_group(distributed) as distributed:
         if distributed:
             generation = generation.sharded(rank_device=device is not None)
         return generation.write(resume, overwrite)
+
+
+def dataset_size(n_examples: int, config: PICConfig | None = None, *, problem=None,
+                 diagnostics: bool = True) -> int:
+    """Bytes of the arrays ``generate_dataset`` writes for these arguments (metadata.json
+    aside): snapshots, Cond.npy / Params.npy and the diagnostics files."""
+    problem, config = _checked_problem(problem, False, config)
+    entry = problem_entry(problem, False) if problem is not None else None
+    return planned_bytes(generation_plan(n_examples, config or PICConfig(), 0, entry,
+                                         diagnostics=diagnostics))
 
 
 @contextlib.contextmanager
@@ -153,7 +180,7 @@ class Generation:
 
     @classmethod
     def checked(cls, out_dir, n_examples, config, seed, *, problem, initial, quiet, chunk_size,
-                device, kernels, threads, progress) -> Generation:
+                device, kernels, threads, progress, diagnostics=True) -> Generation:
         """The Generation of ``generate_dataset``'s arguments, checked before any write
         (ValueError; the kernels are tried on the device)."""
         problem, config = _checked_problem(problem, quiet, config)
@@ -177,7 +204,7 @@ class Generation:
             raise ValueError(f"n_examples must be {problem.examples} (the length of the problem's "
                              f"per-example parameters), got {n_examples!r}")
         plan = generation_plan(n_examples, config, seed, problem_entry(problem, quiet) if problem else None,
-                               initial)
+                               initial, diagnostics=arguments.boolean("diagnostics", diagnostics))
         return cls(Path(out_dir), plan, config, seed, problem, initial, quiet, chunk, dev, kernels,
                    threads or default_threads(), progress)
 
@@ -250,9 +277,10 @@ class Generation:
         else:
             batch = problem.initial_conditions(hi - lo, seed=self.seed, quiet=self.quiet,
                                                device=self.device, start=lo)
+        recorded = diagnostic_arrays(self.plan)
         with threads_context(self.threads):
             # looked up in its module at each call: tests replace fastvp.pic.simulate.simulate
-            traj = pic.simulate(batch, config, kernels=self.kernels)
+            traj = pic.simulate(batch, config, kernels=self.kernels, diagnostics=bool(recorded))
         width = step_width(config.steps)
         rows = {snapshot_file(var, step, width): x[i].cpu().numpy()
                 for i, step in enumerate(config.snapshot_steps)
@@ -261,6 +289,8 @@ class Generation:
             rows["Cond.npy"] = torch.stack([batch.sigma_q, batch.sigma_p], dim=1).cpu().numpy()
         if problem is not None:
             rows[PARAMS] = _params_rows(problem, self.plan["problem"]["columns"], batch, lo, hi)
+        if recorded:
+            rows.update(_diagnostic_rows(traj.diagnostics, recorded, hi - lo))
         return rows
 
 
@@ -313,9 +343,10 @@ def config_record(config: PICConfig, initial: PaperInitial | None) -> dict:
 
 
 def generation_plan(n_examples: int, config: PICConfig, seed: int, problem: dict | None = None,
-                    initial: PaperInitial | None = None) -> dict:
+                    initial: PaperInitial | None = None, diagnostics: bool = True) -> dict:
     """What a generation writes (its metadata.json, and "files"); `problem`: the
-    ``problem_entry`` of a problem's dataset; `initial`: the paper Gaussians' family."""
+    ``problem_entry`` of a problem's dataset; `initial`: the paper Gaussians' family;
+    `diagnostics`: keep the diagnostics of every step (``layout.diagnostics_entry``)."""
     width = step_width(config.steps)
     plan = {
         "format": FORMAT,
@@ -330,7 +361,11 @@ def generation_plan(n_examples: int, config: PICConfig, seed: int, problem: dict
     }
     if problem is not None:
         plan["problem"] = problem
-    plan["files"] += list(extra_arrays(plan))
+    if diagnostics:
+        # the modes simulate(..., diagnostics=True) records: m = 0 .. M - 1, M <= Nx / 2 + 1
+        plan["diagnostics"] = diagnostics_entry(config.steps, max(1, min(DIAGNOSTIC_MODES,
+                                                                         config.cells // 2 + 1)))
+    plan["files"] += list(extra_arrays(plan)) + list(diagnostic_arrays(plan))
     plan["fingerprint"] = recipe_digest(plan)
     return plan
 
@@ -353,6 +388,20 @@ def problem_entry(problem, quiet: bool) -> dict:
         params[p.name] = v
     return {"name": problem.name, "quiet": bool(quiet), "gaussian": bool(problem.gaussian),
             "params": params, "columns": [p.name for p in problem.table if p.per_example]}
+
+
+def _diagnostic_rows(diagnostics, recorded: dict, b: int) -> dict[str, np.ndarray]:
+    """The diagnostics files' rows of a chunk of `b` examples: each quantity [S_all, b(, M)]
+    as [b, S_all(, M)] float64, checked against the shapes planned (`recorded`)."""
+    rows = {}
+    for name in DIAGNOSTICS:
+        x = getattr(diagnostics, name).transpose(0, 1)  # [S_all, b(, M)] -> [b, S_all(, M)]
+        file = diagnostic_file(name)
+        if tuple(x.shape) != (b, *recorded[file]):
+            raise RuntimeError(f"simulate recorded {name} of shape {tuple(x.shape)}, the dataset "
+                               f"plans {(b, *recorded[file])}")
+        rows[file] = np.ascontiguousarray(x.to("cpu", torch.float64).numpy())
+    return rows
 
 
 def _params_rows(problem, columns: list[str], batch, lo: int, hi: int) -> np.ndarray:

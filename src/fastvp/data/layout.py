@@ -13,6 +13,13 @@ A dataset of a standard problem (``fastvp.problems``) records it in metadata.jso
 "problem" (name, quiet start, parameters, and the names of the columns of ``Params.npy``)
 and adds ``Params.npy`` ([n, P] = each example's per-example parameters). It holds
 ``Cond.npy`` only where the initial conditions are Gaussians (the paper problem).
+
+fastvp's datasets also keep the diagnostics of every step (``fastvp.Diagnostics``), one
+float64 file per quantity, rows by example: ``diag_field_energy.npy``,
+``diag_kinetic_energy.npy``, ``diag_total_energy.npy``, ``diag_momentum.npy`` [n, S_all]
+and ``diag_modes.npy``, ``diag_phases.npy`` [n, S_all, M] (S_all = steps + 1, M modes),
+listed in metadata.json under "diagnostics" (rows, modes, files). A folder without that
+entry (the authors', an older fastvp's, or one made with diagnostics=False) has none.
 """
 
 from __future__ import annotations
@@ -29,6 +36,11 @@ METADATA = "metadata.json"
 PARAMS = "Params.npy"
 PROGRESS = ".progress.json"
 PARTIAL = ".partial"
+
+#: The diagnostic quantities a dataset keeps (``fastvp.Diagnostics`` but t, which is n dt).
+DIAGNOSTICS = ("field_energy", "kinetic_energy", "total_energy", "momentum", "modes", "phases")
+#: Those with one column per mode.
+PER_MODE = ("modes", "phases")
 
 #: The authors' generator writes these snapshot steps (the paper preset's).
 AUTHORS_STEPS = PICConfig().snapshot_steps
@@ -65,6 +77,28 @@ def extra_arrays(metadata: dict) -> dict[str, int]:
     if metadata.get("problem") is not None:
         out[PARAMS] = len(metadata["problem"]["columns"])
     return out
+
+
+def diagnostic_file(name: str) -> str:
+    """The file of diagnostic quantity `name` (a field of ``fastvp.Diagnostics`` but t)."""
+    return f"diag_{name}.npy"
+
+
+def diagnostics_entry(steps: int, modes: int) -> dict:
+    """metadata.json's "diagnostics" of a run of `steps` steps recording `modes` modes."""
+    return {"rows": steps + 1, "modes": modes,
+            "files": {name: diagnostic_file(name) for name in DIAGNOSTICS}}
+
+
+def diagnostic_arrays(metadata: dict) -> dict[str, tuple[int, ...]]:
+    """The diagnostics files of a folder: {name: shape of one example's row} ((S_all,) or
+    (S_all, M)); empty for a folder without diagnostics."""
+    entry = metadata.get("diagnostics")
+    if not entry:
+        return {}
+    rows, modes = int(entry["rows"]), int(entry["modes"])
+    return {diagnostic_file(name): (rows, modes) if name in PER_MODE else (rows,)
+            for name in DIAGNOSTICS}
 
 
 def write_json(path: Path, obj: dict) -> None:

@@ -18,6 +18,7 @@ and removes the progress files last.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -28,19 +29,32 @@ import numpy as np
 
 from ..files import check_free_space, fsync_dir
 from .dataset import load_dataset
-from .layout import METADATA, PARAMS, PARTIAL, PROGRESS, extra_arrays, write_json
+from .layout import METADATA, PARAMS, PARTIAL, PROGRESS, diagnostic_arrays, extra_arrays, write_json
 
 #: The names of the files fastvp writes in a dataset folder (the others are left alone).
-_OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|Params\.npy|metadata\.json"
+_OURS = re.compile(r"(?:[QP]\d+\.npy|Cond\.npy|Params\.npy|diag_[a-z_]+\.npy|metadata\.json"
                    r"|\.progress(?:\.rank\d+)?\.json)(?:\.partial)?")
 
 
-def _shape(plan: dict, name: str) -> tuple[int, int]:
-    """[n, columns] of the array `name` of `plan`."""
+def _shape(plan: dict, name: str) -> tuple[int, ...]:
+    """[n, ...] of the array `name` of `plan`: [n, columns], or a diagnostic's [n, S_all(, M)]."""
     n = plan["n_examples"]
     if name in ("Cond.npy", PARAMS):
         return (n, extra_arrays(plan)[name])
+    diagnostics = diagnostic_arrays(plan)
+    if name in diagnostics:
+        return (n, *diagnostics[name])
     return (n, plan["config"]["n_particles"])
+
+
+def _row_bytes(shape: tuple[int, ...]) -> int:
+    """Bytes of one example's row of a float64 array of `shape` [n, ...]."""
+    return 8 * math.prod(shape[1:])
+
+
+def planned_bytes(plan: dict) -> int:
+    """Bytes of the arrays of `plan` (what its folder holds once written)."""
+    return sum(_shape(plan, name)[0] * _row_bytes(_shape(plan, name)) for name in plan["files"])
 
 
 def merge_intervals(intervals) -> list[list[int]]:
@@ -108,7 +122,7 @@ def _gather_progress(out: Path, plan: dict) -> list[list[int]]:
     return done
 
 
-def _npy_offset(path: Path, shape: tuple[int, int]) -> int:
+def _npy_offset(path: Path, shape: tuple[int, ...]) -> int:
     """Byte offset of the data of a float64 C-order .npy file of `shape`; ValueError if not one."""
     with open(path, "rb") as fh:
         try:
@@ -122,17 +136,17 @@ def _npy_offset(path: Path, shape: tuple[int, int]) -> int:
         offset = fh.tell()
     if got != shape or fortran or dtype != np.dtype("<f8"):
         raise ValueError(f"{path.name} holds {dtype} {got}, expected float64 {shape}")
-    size = path.stat().st_size
-    if size != offset + 8 * shape[0] * shape[1]:
-        raise ValueError(f"{path.name} has {size} bytes, expected {offset + 8 * shape[0] * shape[1]}")
+    size, data = path.stat().st_size, shape[0] * _row_bytes(shape)
+    if size != offset + data:
+        raise ValueError(f"{path.name} has {size} bytes, expected {offset + data}")
     return offset
 
 
-def _create_npy(path: Path, shape: tuple[int, int]) -> None:
+def _create_npy(path: Path, shape: tuple[int, ...]) -> None:
     """An .npy file of float64 zeros of `shape`, allocated sparsely (no data written)."""
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": shape})
-        fh.truncate(fh.tell() + 8 * shape[0] * shape[1])
+        fh.truncate(fh.tell() + shape[0] * _row_bytes(shape))
 
 
 def _wipe(out: Path) -> None:
@@ -144,7 +158,7 @@ def _wipe(out: Path) -> None:
 
 
 def _start(out: Path, plan: dict) -> None:
-    need = int(sum(8 * np.prod(_shape(plan, name)) for name in plan["files"]))
+    need = planned_bytes(plan)
     check_free_space(out, need, "out_dir", f"the dataset ({plan['n_examples']} examples x "
                      f"{len(plan['files'])} arrays)")
     out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +280,7 @@ class ChunkWriter:
         for name in plan["files"]:
             shape = _shape(plan, name)
             path = out / (name + PARTIAL)
-            self.fds[name] = (os.open(path, os.O_WRONLY), _npy_offset(path, shape), 8 * shape[1])
+            self.fds[name] = (os.open(path, os.O_WRONLY), _npy_offset(path, shape), _row_bytes(shape))
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastvp-writer")
         self.pending = None
         self.unsynced: list[list[int]] = []

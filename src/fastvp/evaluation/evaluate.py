@@ -45,7 +45,6 @@ from .figures import write_figures
 from .inputs import (
     Split,
     check_physics,
-    load_baseline,
     load_models,
     model_a,
     parse_steps_list,
@@ -65,7 +64,8 @@ class Evaluation:
 
     data: Dataset
     split: Split
-    models: list                  # [(display name, Surrogate)], on `device` in `dtype`
+    models: list                  # [(display name, Surrogate)], on `device` in `dtype`; may
+                                  # be empty when a baseline is evaluated alone
     mismatch: dict                # display name -> physics mismatches (allowed ones)
     device: torch.device
     dtype: torch.dtype
@@ -143,10 +143,11 @@ def evaluate_models(
 
     Args:
         model: a fastvp.Surrogate, a bundled name or a model file, or a list of them
-            (compared in one report).
+            (compared in one report); a baseline (a Baseline or its file, told by its
+            header) among them is the baseline. None or []: the baseline alone.
         data: a fastvp.Dataset or a dataset folder.
         out: the report folder (report.md, results.json, *.png).
-        baseline: a fastvp Baseline or its file (optional).
+        baseline: a fastvp Baseline or its file (optional; one baseline in all).
         steps_list: the K of Table 3; the first is the K of Tables 1 and 2.
         n_examples: the first n examples of the test split (default all).
         device, dtype: where and in what precision the models run (W1 is float64).
@@ -155,7 +156,8 @@ def evaluate_models(
 
     Returns:
         The numbers of results.json: ``models`` (one entry per model with its tables),
-        and, for the first model, ``table1``, ``table2``, ``table3``, ``model``, ``energy``.
+        and, for the first model, ``table1``, ``table2``, ``table3``, ``model``, ``energy``
+        (a baseline alone: ``table1`` of the baseline and the identity, ``model`` None).
 
     Raises:
         ValueError: bad arguments, an empty test split, or a physics mismatch.
@@ -170,9 +172,8 @@ def evaluate_models(
     dtype, device = resolve_dtype(dtype), resolve_device(device)
     arguments.integer("chunk_size", chunk_size, 1)
     arguments.boolean("allow_mismatch", allow_mismatch)
-    models = [(n, copy.deepcopy(m).to(device=device, dtype=dtype).eval())
-              for n, m in load_models(model)]
-    baseline = load_baseline(baseline)
+    models, baseline = load_models(model, baseline)
+    models = [(n, copy.deepcopy(m).to(device=device, dtype=dtype).eval()) for n, m in models]
     ds = data if isinstance(data, Dataset) else load_dataset(data)
     mismatch = check_physics(models, ds.config, allow_mismatch, ds.problem)
     split = read_test_split(ds, n_examples, models, baseline)
@@ -190,7 +191,8 @@ def evaluate_models(
     results = _results(ev)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results["figures"] = write_figures(out, results, split, ev.samples[0].figures,
+    results["figures"] = write_figures(out, results, split,
+                                       ev.samples[0].figures if ev.samples else None,
                                        ev.base.figures if ev.base else None)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "report.md", report_markdown(results))
@@ -207,7 +209,7 @@ def _results(ev: Evaluation) -> dict:
              **_tables(res, split, ev.timed)}
         e["energy"] = _energy(m, split, res.ks[0], ev.device, ev.dtype)
         entries.append(e)
-    first = entries[0]
+    first = entries[0] if entries else {"table1": None, "table2": [], "table3": [], "energy": {}}
     ident_T = _entry(_identity(split, split.sT))
     results = {
         "fastvp_version": __version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -216,8 +218,10 @@ def _results(ev: Evaluation) -> dict:
                  "n_examples": split.n, "n_test": len(test), "times": split.times,
                  "steps": split.steps, "layout": "fastvp" if ev.data.metadata else "authors"},
         "models": entries,
-        "model": {k: v for k, v in first.items() if k not in ("table1", "table2", "table3", "energy")},
-        "table1": {"pde_nhf": first["table1"], "identity": ident_T},
+        "model": {k: v for k, v in first.items() if k not in ("table1", "table2", "table3", "energy")}
+        if entries else None,
+        "table1": {"pde_nhf": first["table1"], "identity": ident_T} if entries
+        else {"identity": ident_T},
         "table2": first["table2"], "table3": first["table3"],
         "pic": time_pic(test, split, ev.timed, ev.device),
         "energy": {**first["energy"], "pic": _pic_energy(test.config, split)},

@@ -14,7 +14,7 @@ import torch
 from .. import arguments
 from ..data import require_finite
 from ..surrogate.baseline import Baseline
-from ..surrogate.model import Surrogate
+from ..surrogate.loading import read_model
 
 #: The physics a model and the data must share (PICConfig fields), and T.
 PHYSICS = ("interaction", "scheme", "charge", "charge_over_mass", "box_length", "cells",
@@ -25,26 +25,41 @@ PHYSICS = ("interaction", "scheme", "charge", "charge_over_mass", "box_length", 
 
 
 def load_model(model, name: str | None = None):
-    """(display name, Surrogate) from a Surrogate, a bundled name or a model file."""
+    """(display name, Surrogate or Baseline) from a model, a bundled name or a model file
+    (PDE-NHF or baseline, as the file says: ``surrogate.loading.read_model``)."""
     if isinstance(model, (str, os.PathLike)):
         text = str(model)
         label = Path(text).name.removesuffix(".safetensors") if ("/" in text or os.sep in text
                                                                  or Path(text).suffix) else text
-        return name or label, Surrogate.load(model)
+        return name or label, read_model(model)
+    if isinstance(model, Baseline):
+        return name or "baseline", model
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "sample"):
-        raise ValueError("model must be a fastvp.Surrogate or a model name / file, got "
-                         f"{type(model).__name__}")
+        raise ValueError("model must be a fastvp.Surrogate, a Baseline or a model name / file, "
+                         f"got {type(model).__name__}")
     return name or "PDE-NHF", model
 
 
-def load_models(models) -> list[tuple[str, object]]:
-    """[(display name, Surrogate)] of one model or a list of them; repeated names numbered."""
-    items = list(models) if isinstance(models, (list, tuple)) else [models]
-    if not items:
-        raise ValueError("model must name at least one model, got an empty list")
+def load_models(models, baseline=None) -> tuple[list[tuple[str, object]], Baseline | None]:
+    """([(display name, Surrogate)], the baseline) of one model or a list of them (repeated
+    names numbered) and `baseline` (None, a Baseline or its file). A baseline among the
+    models is the baseline; there is at most one, and a PDE-NHF model or a baseline at least.
+    """
+    items = [] if models is None else list(models) if isinstance(models, (list, tuple)) \
+        else [models]
     loaded = [load_model(m) for m in items]
+    found = [m for _, m in loaded if isinstance(m, Baseline)]
+    if baseline is not None:
+        found.append(load_baseline(baseline))
+    if len(found) > 1:
+        raise ValueError(f"model and baseline name {len(found)} baselines; an evaluation takes "
+                         "one")
+    loaded = [(n, m) for n, m in loaded if not isinstance(m, Baseline)]
+    if not loaded and not found:
+        raise ValueError("model must name at least one model, got an empty list")
     names = [n for n, _ in loaded]
-    return [(n if names.count(n) == 1 else f"{n} ({i + 1})", m) for i, (n, m) in enumerate(loaded)]
+    return ([(n if names.count(n) == 1 else f"{n} ({i + 1})", m) for i, (n, m) in enumerate(loaded)],
+            found[0] if found else None)
 
 
 def load_baseline(baseline):

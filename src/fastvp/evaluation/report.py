@@ -46,6 +46,9 @@ def _header(r: dict) -> list[str]:
         "Models:",
         "",
     ]
+    if "baseline" in r:
+        lines.append(f"- **baseline** (2 MLPs): {r['baseline']['n_parameters']:,} parameters, "
+                     f"hidden width {r['baseline']['hidden']}.")
     for e in r["models"]:
         lines.append(f"- **{e['name']}**: a = {e['a']:.4f}, {e['n_parameters']:,} parameters, run "
                      f"in {e['dtype']} on {e['device']} with K = {e['K']} (trained with K = "
@@ -159,7 +162,8 @@ CAPTIONS = {
 def report_markdown(r: dict) -> str:
     """The markdown report of a results dictionary (as written to results.json)."""
     lines = _header(r) + _table1(r) + _table2(r) + _table3(r) + _hamiltonian(r)
-    lines += ["## Figures", "", f"(of {r['models'][0]['name']}, the first model)", ""]
+    first = r["models"][0]["name"] + ", the first model" if r["models"] else "the baseline"
+    lines += ["## Figures", "", f"(of {first})", ""]
     for name in r.get("figures", []):
         lines += [f"![{CAPTIONS.get(name, name)}]({name})", ""]
     return "\n".join(lines)

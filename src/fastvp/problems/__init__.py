@@ -13,14 +13,15 @@ frequency under gravity); rates are those of the field amplitude |E_1(t)| ~ exp(
 writes report.md with figures; ``PROBLEMS`` and ``PARAMETERS`` list the problems and
 their parameters (name, default, help, per-example or shared) for a command line, and
 ``build(name, values, examples, seed)`` makes one from such values, drawing per-example
-ranges (low, high) uniformly. ``fastvp.generate_dataset(out, n, problem=prob)`` writes a
+ranges ``x_range=(low, high)`` uniformly (a value of x itself, as in the functions: a number
+or one per example). ``fastvp.generate_dataset(out, n, problem=prob)`` writes a
 problem's dataset.
 """
 
 from .base import Parameter, Problem, Rate
 from .bump_on_tail import bump_on_tail
 from .check import check_physics
-from .fit import fit_rate, fit_window
+from .fit import Fit, FitWarning, fit_rate, fit_window
 from .jeans import jeans
 from .landau import landau
 from .paper import paper
@@ -31,6 +32,8 @@ from .two_stream import two_stream
 __all__ = [
     "PARAMETERS",
     "PROBLEMS",
+    "Fit",
+    "FitWarning",
     "Parameter",
     "Problem",
     "Rate",

@@ -75,3 +75,22 @@ def plot_conservation(t, energy, momentum, title: str = ""):
         ax.grid(alpha=0.3)
     fig.suptitle(title or "conservation", fontsize=9)
     return fig
+
+
+def plot_scan(parameter: str, values, gamma, omega, theory_x, theory_gamma, theory_omega,
+              title: str = ""):
+    """Fitted gamma and omega of a scan against the scanned parameter, with theory's curve.
+
+    values, gamma, omega: [P] (NaN: a point not fitted); theory_*: [Q], a finer grid.
+    """
+    fig, axes = subplots(1, 2, 4.2, 3.2)
+    for ax, fitted, theory, name in ((axes[0, 0], gamma, theory_gamma, "gamma"),
+                                     (axes[0, 1], omega, theory_omega, "omega")):
+        ax.plot(as_numpy(theory_x), as_numpy(theory), "-", color="tab:red", lw=1.2,
+                label="linear theory")
+        ax.plot(as_numpy(values), as_numpy(fitted), "o", color="black", ms=5, label="PIC fit")
+        ax.set(xlabel=parameter, ylabel=name, title=f"{name} against {parameter}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or f"scan of {parameter}", fontsize=9)
+    return fig

@@ -1,4 +1,5 @@
-"""Growth (or damping) rate and frequency of a field mode, fitted on its linear stage.
+"""Growth (or damping) rate and frequency of a field mode, fitted on its linear stage,
+with the fit's quality and the particle-noise floor it is measured against.
 
 The model is the field amplitude of one mode, |E_m(t)| ~ exp(gamma t), from the
 diagnostics that ``simulate(..., diagnostics=True)`` records at every step:
@@ -10,16 +11,26 @@ diagnostics that ``simulate(..., diagnostics=True)`` records at every step:
 * otherwise (one wave dominates, or a purely growing mode) gamma is the slope of
   log |E_m| and omega = -d(phase)/dt, the wave being cos(k x + phase) = cos(k x - omega t).
 
+The noise floor of mode m at time t is what the particles' sampling noise puts in the
+modes the perturbation does not drive, rescaled to mode m (the density noise is flat in
+m, the field is the density over i k_m):
+
+    floor_m(t) = sqrt(mean_{m' != m, m' >= 1} (m' |E_m'(t)| / m)^2).
+
 The window is the linear stage: for a growing mode, the last climb from a quarter of the
 way (in log) from its starting amplitude to its largest, to a quarter of the way below
 that maximum; for a damped or steady one, from the first maximum after t = 0 to the last
-maximum before one that does not decrease (the noise floor). ``t_min`` / ``t_max``
-override either end.
+maximum before one that does not decrease or that lies below NOISE_MARGIN x the floor.
+``t_min`` / ``t_max`` override either end. A fit is reliable when its window holds
+MIN_POINTS steps and an oscillating mode's full period, the fitted amplitude stays above
+NOISE_MARGIN x the floor in it, and log |E_m| (or its maxima) deviates from the fitted line
+by at most MAX_RESIDUAL (rms); an unreliable fit issues a ``FitWarning`` saying why.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -33,6 +44,49 @@ GROWTH_FACTOR = 10.0
 EDGE_FRACTION = 0.25
 #: troughs below this fraction of the neighbouring maxima make a standing wave
 STANDING_DEPTH = 0.5
+#: a reliable fit keeps the mode this many times above its noise floor
+NOISE_MARGIN = 10.0
+#: the fewest steps in a reliable window
+MIN_POINTS = 8
+#: the largest rms deviation of log |E_m| (or of its maxima) from a reliable fit's line
+MAX_RESIDUAL = 0.1
+
+
+class FitWarning(UserWarning):
+    """``fit_rate``'s fit is not reliable: the message says why."""
+
+
+class Fit(Rate):
+    """Rate(gamma, omega) fitted on the linear stage (it unpacks as gamma, omega), with the
+    fit's quality as attributes: floats for one example, [B] arrays (reason: a list) for a
+    batch.
+
+    r2: R^2 of the straight line in log |E_m| (of the maxima for a standing wave);
+    residual: rms deviation from that line (in log); points: steps in the window;
+    window: (t_start, t_end) ([B, 2] for a batch); noise_floor: the mode's particle-noise
+    floor where it is weakest in the window (module docstring); reliable: True or False;
+    reason: why not ("" when reliable).
+    """
+
+    _extra = ("r2", "residual", "points", "window", "noise_floor", "reliable", "reason")
+
+    def __new__(cls, gamma, omega, r2=math.nan, residual=math.nan, points=0,
+                window=(math.nan, math.nan), noise_floor=math.nan, reliable=False, reason=""):
+        self = super().__new__(cls, gamma, omega)
+        for name, value in zip(cls._extra, (r2, residual, points, window, noise_floor,
+                                            reliable, reason)):
+            object.__setattr__(self, name, value)
+        return self
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Fit is read-only, cannot set {name}")
+
+    def __reduce__(self):
+        return (Fit, (*self, *(getattr(self, n) for n in self._extra)))
+
+    def __repr__(self) -> str:
+        extra = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._extra)
+        return f"Fit(gamma={self.gamma!r}, omega={self.omega!r}, {extra})"
 
 
 def _peaks(y: np.ndarray) -> np.ndarray:
@@ -50,9 +104,13 @@ def _refine(t: np.ndarray, logy: np.ndarray, idx: np.ndarray) -> tuple[np.ndarra
     return t[idx] + shift * dt, b - 0.25 * (a - c) * shift
 
 
-def _window(t: np.ndarray, amp: np.ndarray, t_min, t_max) -> tuple[int, int]:
-    """First and last index (inclusive) of the linear stage."""
-    logy = np.log(np.maximum(amp, np.finfo(float).tiny))
+def _log(y: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(y, np.finfo(float).tiny))
+
+
+def _window(t: np.ndarray, amp: np.ndarray, floor: np.ndarray, t_min, t_max) -> tuple[int, int]:
+    """First and last index (inclusive) of the linear stage; amp, floor [S]."""
+    logy = _log(amp)
     top = int(np.argmax(amp))
     if amp[top] > GROWTH_FACTOR * amp[0]:
         # the last climb from the starting level to the first maximum, both ends trimmed
@@ -66,11 +124,19 @@ def _window(t: np.ndarray, amp: np.ndarray, t_min, t_max) -> tuple[int, int]:
         lo, hi = 0, t.size - 1
         if peaks.size >= 2:
             lo = int(peaks[0])
+            last = peaks.size - 1
             if logy[peaks[0]] - logy[peaks].min() > 1.0:
                 # decayed: stop at the last maximum before one that does not decrease (the
                 # noise floor, or nonlinear trapping, has taken over)
                 rises = np.flatnonzero(np.diff(logy[peaks]) >= 0)
-                hi = int(peaks[rises[0]] if rises.size else peaks[-1])
+                last = int(rises[0]) if rises.size else last
+            # ... and before a maximum down in the noise (keeping two maxima)
+            noisy = np.flatnonzero(amp[peaks] < NOISE_MARGIN * floor[peaks])
+            noisy = noisy[noisy >= 2]
+            if noisy.size and noisy[0] - 1 < last:
+                last = int(noisy[0]) - 1
+            if last < peaks.size - 1 or logy[peaks[0]] - logy[peaks].min() > 1.0:
+                hi = int(peaks[last])
     if t_min is not None:
         lo = int(np.searchsorted(t, t_min, side="left"))
     if t_max is not None:
@@ -78,30 +144,77 @@ def _window(t: np.ndarray, amp: np.ndarray, t_min, t_max) -> tuple[int, int]:
     return lo, hi
 
 
-def _fit_one(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, t_min, t_max) -> Rate:
-    lo, hi = _window(t, amp, t_min, t_max)
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """The least-squares line y ~ slope x + icept: (slope, icept, R^2, rms residual)."""
+    slope, icept = np.polyfit(x, y, 1)
+    res = y - (slope * x + icept)
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(res ** 2)) / total if total > 0 else math.nan
+    return float(slope), float(icept), r2, float(np.sqrt(np.mean(res ** 2)))
+
+
+def _fit_one(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, floor: np.ndarray,
+             t_min, t_max, mode: int) -> Fit:
+    """The Fit of one example: t, amp, phase, floor [S_all]."""
+    lo, hi = _window(t, amp, floor, t_min, t_max)
     if hi - lo < 2:
         raise ValueError(f"the fit window [{t[lo]:g}, {t[min(hi, t.size - 1)]:g}] holds fewer than "
                          "3 steps: set t_min and t_max")
-    logy = np.log(np.maximum(amp, np.finfo(float).tiny))
+    logy = _log(amp)
     peaks = _peaks(logy)
     peaks = peaks[(peaks >= lo) & (peaks <= hi)]
+    standing = False
     if peaks.size >= 3:
         troughs = np.array([amp[p:q].min() for p, q in zip(peaks[:-1], peaks[1:])])
-        depth = np.median(troughs / np.minimum(amp[peaks[:-1]], amp[peaks[1:]]))
-        if depth < STANDING_DEPTH:
-            tp, yp = _refine(t, logy, peaks)
-            gamma = np.polyfit(tp, yp, 1)[0]
-            spacing = np.polyfit(np.arange(tp.size), tp, 1)[0]
-            return Rate(float(gamma), float(math.pi / spacing))
-    ts = t[lo:hi + 1]
-    gamma = np.polyfit(ts, logy[lo:hi + 1], 1)[0]
-    omega = -np.polyfit(ts, np.unwrap(phase[lo:hi + 1]), 1)[0]
-    return Rate(float(gamma), float(omega))
+        standing = np.median(troughs / np.minimum(amp[peaks[:-1]], amp[peaks[1:]])) < STANDING_DEPTH
+    if standing:
+        tp, yp = _refine(t, logy, peaks)
+        gamma, icept, r2, residual = _line(tp, yp)
+        omega = math.pi / np.polyfit(np.arange(tp.size), tp, 1)[0]
+    else:
+        ts = t[lo:hi + 1]
+        gamma, icept, r2, residual = _line(ts, logy[lo:hi + 1])
+        omega = -float(np.polyfit(ts, np.unwrap(phase[lo:hi + 1]), 1)[0])
+    window = (float(t[lo]), float(t[hi]))
+    ends = np.array([lo, hi])
+    fitted = np.exp(gamma * t[ends] + icept)
+    weakest = int(np.argmin(fitted / np.maximum(floor[ends], np.finfo(float).tiny)))
+    reasons = _reasons(mode, window, hi - lo + 1, gamma, omega, residual,
+                       float(fitted[weakest]), float(floor[ends[weakest]]), window[weakest])
+    return Fit(float(gamma), float(omega), r2, residual, hi - lo + 1, window,
+               float(floor[ends[weakest]]), not reasons, "; ".join(reasons))
+
+
+def _reasons(mode: int, window, points: int, gamma: float, omega: float, residual: float,
+             amplitude: float, floor: float, at: float) -> list[str]:
+    """Why a fit is not reliable (empty: it is), in words."""
+    out = []
+    if amplitude < NOISE_MARGIN * floor:
+        out.append(f"mode at the noise floor: the fitted |E_{mode}| is {amplitude:.2g} at t = "
+                   f"{at:g}, {amplitude / floor:.2g}x its particle-noise floor {floor:.2g} (below "
+                   f"{NOISE_MARGIN:g}x: more particles, a quiet start or a larger perturbation)")
+    span = window[1] - window[0]
+    if points < MIN_POINTS or (abs(omega) > abs(gamma) and abs(omega) * span < 2 * math.pi):
+        out.append(f"window too short: t = {window[0]:g} .. {window[1]:g} ({points} steps"
+                   + (f", {abs(omega) * span / (2 * math.pi):.2g} periods)" if omega else ")"))
+    if residual > MAX_RESIDUAL:
+        out.append(f"no exponential stage: log |E_{mode}| deviates from the fitted line by "
+                   f"{residual:.2g} rms (over {MAX_RESIDUAL:g})")
+    return out
+
+
+def noise_floor(modes: np.ndarray, mode: int) -> np.ndarray:
+    """The particle-noise floor of `mode` (module docstring) from the amplitudes of all
+    modes: modes [S_all, B, M] -> [S_all, B] (zeros without another mode)."""
+    others = [m for m in range(1, modes.shape[-1]) if m != mode]
+    if not others:
+        return np.zeros(modes.shape[:-1])
+    scaled = modes[..., others] * (np.array(others, dtype=np.float64) / mode)
+    return np.sqrt(np.mean(scaled ** 2, axis=-1))
 
 
 def _series(traj, mode: int, example: int | None, t_min, t_max):
-    """Checked arguments -> (t [S_all], amplitudes [S_all, b], phases [S_all, b]) as numpy."""
+    """Checked arguments -> (t [S_all], amplitudes, phases, noise floors [S_all, b]) as numpy."""
     diag = getattr(traj, "diagnostics", traj)
     if diag is None or not hasattr(diag, "modes"):
         raise ValueError("traj must come from simulate(..., diagnostics=True), got "
@@ -121,13 +234,15 @@ def _series(traj, mode: int, example: int | None, t_min, t_max):
     def host(x: torch.Tensor) -> np.ndarray:
         return x.detach().to("cpu", torch.float64).numpy()
 
-    return host(diag.t), host(diag.modes[:, picks, mode]), host(diag.phases[:, picks, mode])
+    modes = host(diag.modes[:, picks])
+    return host(diag.t), modes[..., mode], host(diag.phases[:, picks, mode]), noise_floor(modes, mode)
 
 
 def fit_rate(traj, mode: int = 1, t_min: float | None = None, t_max: float | None = None,
-             example: int | None = None) -> Rate:
-    """Fit Rate(gamma, omega) of the field amplitude |E_mode(t)| ~ exp(gamma t) on its
-    linear stage (the module docstring tells how the window and the model are chosen).
+             example: int | None = None) -> Fit:
+    """Fit gamma and omega of the field amplitude |E_mode(t)| ~ exp(gamma t) on its linear
+    stage, with the fit's quality (the module docstring tells how the window, the model
+    and the noise floor are chosen).
 
     Args:
         traj: a Trajectory from ``simulate(..., diagnostics=True)``, or its Diagnostics.
@@ -135,7 +250,12 @@ def fit_rate(traj, mode: int = 1, t_min: float | None = None, t_max: float | Non
         t_min, t_max: override the start / end of the window (times).
         example: fit this example only.
     Returns:
-        Rate of floats for one example (or `example` given), else of [B] arrays.
+        A Fit (a Rate: ``gamma, omega = fit_rate(traj)``) of floats for one example (or
+        `example` given), else of [B] arrays; ``.reliable``, ``.reason``, ``.r2``,
+        ``.residual``, ``.points``, ``.window``, ``.noise_floor`` tell its quality.
+    Warns:
+        FitWarning: when a fit is not reliable, saying why (mode at the noise floor,
+            window too short, no exponential stage).
     Raises:
         ValueError: for a trajectory without diagnostics, a bad mode, example or window.
 
@@ -145,14 +265,23 @@ def fit_rate(traj, mode: int = 1, t_min: float | None = None, t_max: float | Non
         >>> batch = prob.initial_conditions(quiet=True)
         >>> traj = fastvp.simulate(batch, prob.config, diagnostics=True)
         >>> rate = fastvp.problems.fit_rate(traj)
-        >>> round(rate.omega, 2), abs(rate.gamma) < 1e-3      # theory: omega_p = 1, gamma = 0
-        (1.0, True)
+        >>> round(rate.omega, 2), abs(rate.gamma) < 1e-3, rate.reliable   # theory: omega_p = 1, gamma = 0
+        (1.0, True, True)
     """
-    t, amp, phase = _series(traj, mode, example, t_min, t_max)
-    rates = [_fit_one(t, amp[:, i], phase[:, i], t_min, t_max) for i in range(amp.shape[1])]
-    if len(rates) == 1:
-        return rates[0]
-    return Rate(np.array([r.gamma for r in rates]), np.array([r.omega for r in rates]))
+    t, amp, phase, floor = _series(traj, mode, example, t_min, t_max)
+    fits = [_fit_one(t, amp[:, i], phase[:, i], floor[:, i], t_min, t_max, mode)
+            for i in range(amp.shape[1])]
+    bad = [(i, f.reason) for i, f in enumerate(fits) if not f.reliable]
+    if bad:
+        where = [reason if len(fits) == 1 else f"example {example if example is not None else i}: "
+                 f"{reason}" for i, reason in bad]
+        warnings.warn(FitWarning(f"the fit of mode {mode} is not reliable: " + " | ".join(where)),
+                      stacklevel=2)
+    if len(fits) == 1:
+        return fits[0]
+    columns = {n: [getattr(f, n) for f in fits] for n in Fit._extra}
+    return Fit(np.array([f.gamma for f in fits]), np.array([f.omega for f in fits]),
+               **{n: (v if n == "reason" else np.array(v)) for n, v in columns.items()})
 
 
 def fit_window(traj, mode: int = 1, t_min: float | None = None, t_max: float | None = None,
@@ -162,6 +291,6 @@ def fit_window(traj, mode: int = 1, t_min: float | None = None, t_max: float | N
     Raises:
         ValueError: as ``fit_rate``.
     """
-    t, amp, _ = _series(traj, mode, example, t_min, t_max)
-    lo, hi = _window(t, amp[:, 0], t_min, t_max)
+    t, amp, _, floor = _series(traj, mode, example, t_min, t_max)
+    lo, hi = _window(t, amp[:, 0], floor[:, 0], t_min, t_max)
     return float(t[lo]), float(t[hi])

@@ -1,5 +1,5 @@
 """The standard problems by name, with their parameter tables, and ``build``: a problem
-from a command line's values, with per-example ranges."""
+from a command line's values, with per-example ranges (``x_range``)."""
 
 from __future__ import annotations
 
@@ -66,10 +66,11 @@ def build(name: str, values: Mapping | None = None, examples: int | None = None,
 
     Args:
         name: a key of ``PROBLEMS``.
-        values: {parameter: value}; a value is a number, or for a per-example parameter a
-            pair (low, high): each example draws its own value uniformly from [low, high]
-            (``draw_range``; low == high: that value). Parameters not given keep their
-            defaults.
+        values: {parameter: value, parameter_range: (low, high)}: a value as the problem's
+            function takes it (a number; for a per-example parameter also a sequence, one
+            value per example); ``x_range`` of a per-example parameter x: each example draws
+            its own x uniformly from [low, high] (``draw_range``; low == high: that value),
+            as the command line's --x-range. Parameters not given keep their defaults.
         examples: the number of examples (needed for a range).
         seed: the seed of the ranges' draws.
 
@@ -81,7 +82,7 @@ def build(name: str, values: Mapping | None = None, examples: int | None = None,
             the problem does not take, a range of a shared parameter, or a bad value.
 
     Example:
-        >>> prob = build("landau", {"alpha": (0.01, 0.02), "particles": 64}, examples=3)
+        >>> prob = build("landau", {"alpha_range": (0.01, 0.02), "particles": 64}, examples=3)
         >>> prob.examples, bool(((prob.params["alpha"] >= 0.01) & (prob.params["alpha"] <= 0.02)).all())
         (3, True)
     """
@@ -91,18 +92,28 @@ def build(name: str, values: Mapping | None = None, examples: int | None = None,
     seed = integer("seed", seed, low=0)
     out = {}
     for key, value in (values or {}).items():
-        if key not in table:
+        base = key.removesuffix("_range")
+        if key not in table and base not in table:
             raise ValueError(f"{key} is not a parameter of problem {name!r} (its parameters: "
-                             f"{', '.join(table)})")
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            if not table[key].per_example:
-                raise ValueError(f"{key} takes one value (it is shared by the examples of a "
-                                 f"{name} batch), got {list(value)!r}")
-            low, high = (table[key].check(v) for v in value)
-            if high < low:
-                raise ValueError(f"{key} must be a range (low, high) with low <= high, got "
-                                 f"{list(value)!r}")
-            n = integer("examples", examples, low=1)
-            value = draw_range(key, low, high, n, seed)
-        out[key] = value
+                             f"{', '.join(table)}, and x_range of a per-example x)")
+        if key not in table:
+            if not table[base].per_example:
+                raise ValueError(f"{key}: {base} takes one value (it is shared by the examples "
+                                 f"of a {name} batch), not a range")
+            if base in (values or {}):
+                raise ValueError(f"{base} and {key} exclude each other")
+            out[base] = _draw(table[base], key, value, examples, seed)
+        else:
+            out[key] = value
     return PROBLEMS[name](**out)
+
+
+def _draw(param, key: str, value, examples, seed: int) -> np.ndarray:
+    """Per-example values of `param` from its range `value` = (low, high), checked."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{key} must be a range (low, high), got {value!r}")
+    low, high = (param.check(v) for v in value)
+    if high < low:
+        raise ValueError(f"{key} must be a range (low, high) with low <= high, got {list(value)!r}")
+    n = integer("examples", examples, low=1)
+    return draw_range(param.name, low, high, n, seed)
