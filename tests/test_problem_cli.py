@@ -32,7 +32,7 @@ N, SEED = 5, 3
 def simulate(out, name: str, *extra: str, quiet_start: bool = False) -> int:
     flag, lo, hi = RANGES[name]
     argv = ["simulate", "--problem", name, "--out", str(out), "--examples", str(N), "--seed",
-            str(SEED), "--chunk", "2", "--quiet", f"--{flag.replace('_', '-')}", str(lo), str(hi),
+            str(SEED), "--chunk", "2", "--quiet", f"--{flag.replace('_', '-')}-range", str(lo), str(hi),
             *([] if name == "paper" else SMALL), *extra]
     return main(argv + (["--quiet-start"] if quiet_start else []))
 
@@ -93,7 +93,8 @@ def test_help_shows_the_problems_and_the_common_flags(command, capsys):
         for table in PARAMETERS.values():
             for p in table:
                 assert "--" + p.name.replace("_", "-") in text, p.name
-        assert "LO HI: each example draws its own uniformly in [LO, HI]" in " ".join(text.split())
+        assert "range (--X-range LO HI): each example draws its own uniformly in [LO, HI]" in \
+            " ".join(text.split())
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
@@ -159,7 +160,7 @@ def test_step_numbers_are_padded_to_the_last_steps_digits(tmp_path):
 
 def test_a_resumed_problem_generation_gives_the_same_bytes_with_another_chunk(tmp_path, monkeypatch):
     ref, out = tmp_path / "ref", tmp_path / "out"
-    argv = ["--problem", "two_stream", "--examples", "7", "--v0", "0.8", "1.2", "--vth", "0.1",
+    argv = ["--problem", "two_stream", "--examples", "7", "--v0-range", "0.8", "1.2", "--vth", "0.1",
             *SMALL, "--quiet"]
     assert main(["simulate", "--out", str(ref), "--chunk", "7", *argv]) == 0
     real, calls = fastvp.pic.simulate.simulate, []
@@ -201,17 +202,42 @@ def test_the_fingerprint_tells_problems_apart(tmp_path):
     (["--alpha", "0.1"], ["--alpha needs --problem"]),
     (["--quiet-start"], ["--quiet-start needs --problem"]),
     (["--problem", "landau", "--k", "0.5", "0.6"], ["--k takes one value", "[0.5, 0.6]"]),
-    (["--problem", "landau", "--alpha", "0.1", "0.2", "0.3"], ["--alpha takes one value or a range"]),
+    (["--problem", "landau", "--alpha", "0.005", "0.02"],
+     ["--alpha takes one value (a range each example draws from is --alpha-range LO HI)"]),
+    (["--problem", "landau", "--alpha", "0.01", "--alpha-range", "0.01", "0.02"],
+     ["--alpha and --alpha-range exclude each other"]),
+    (["--alpha-range", "0.01", "0.02"], ["--alpha-range needs --problem"]),
+    (["--problem", "landau", "--v0-range", "1", "2"],
+     ["--v0-range is not a parameter of --problem landau"]),
+    (["--problem", "landau", "--sigma-q-range", "1", "2"], ["--sigma-q-range is not a parameter"]),
     (["--problem", "landau", "--alpha", "1.5"], ["--alpha must be", "1.5"]),
-    (["--problem", "landau", "--alpha", "0.02", "0.01"], ["--alpha", "LO <= HI", "[0.02, 0.01]"]),
+    (["--problem", "landau", "--alpha-range", "0.02", "0.01"],
+     ["--alpha-range", "LO <= HI", "[0.02, 0.01]"]),
+    (["--problem", "landau", "--alpha-range", "0.01", "1.5"], ["--alpha-range must be", "1.5"]),
     (["--problem", "jeans", "--particles", "0"], ["--particles must be", "got 0"]),
-    (["--problem", "landau", "--examples", "0", "--alpha", "0.01", "0.02"], ["--examples", "got 0"]),
-    (["--problem", "landau", "--examples", "3", "--alpha", "0.01", "0.02", "--chunk", "0",
+    (["--problem", "jeans", "--n-particles", "0"], ["--n-particles must be", "got 0"]),
+    (["--problem", "landau", "--examples", "0", "--alpha-range", "0.01", "0.02"],
+     ["--examples", "got 0"]),
+    (["--problem", "landau", "--examples", "3", "--alpha-range", "0.01", "0.02", "--chunk", "0",
       "--particles", "16"], ["--chunk", "got 0"]),
 ])
 def test_wrong_problem_flags_are_refused_in_one_line(tmp_path, capsys, argv, words):
     refused(capsys, ["simulate", "--out", str(tmp_path / "d"), "--quiet", *argv], *words,
             root=tmp_path)
+
+
+def test_a_word_means_one_thing_in_python_and_on_the_command_line():
+    """alpha: a value (one per example in a sequence); alpha_range / --alpha-range: a draw."""
+    two = fastvp.problems.build("landau", {"alpha": [0.01, 0.02], "particles": 16})
+    assert two.examples == 2 and list(two.params["alpha"]) == [0.01, 0.02]
+    drawn = fastvp.problems.build("landau", {"alpha_range": (0.01, 0.02), "particles": 16},
+                                  examples=3, seed=4)
+    assert drawn.examples == 3 and ((drawn.params["alpha"] >= 0.01) & (drawn.params["alpha"] <= 0.02)).all()
+    for values, words in [({"k_range": (0.4, 0.5)}, "k takes one value"),
+                          ({"alpha": 0.01, "alpha_range": (0.01, 0.02)}, "exclude each other"),
+                          ({"alpha_range": 0.01}, "must be a range")]:
+        with pytest.raises(ValueError, match=words):
+            fastvp.problems.build("landau", values, examples=2)
 
 
 def test_an_unknown_problem_is_refused_by_argparse(tmp_path, capsys):
@@ -244,14 +270,24 @@ def landau_data(tmp_path_factory):
     return out
 
 
-def test_train_refuses_a_problem_without_gaussian_initial_conditions(tmp_path, capsys, landau_data):
-    with pytest.raises(ValueError, match="'landau' problem, whose initial conditions are not Gaussian"):
-        fastvp.train(landau_data, fastvp.TrainConfig(epochs=1), out=tmp_path / "run")
+def test_train_refuses_a_problem_without_an_initial_density_and_trains_the_others(tmp_path, capsys,
+                                                                                   landau_data):
+    cold = tmp_path / "cold"
+    fastvp.generate_dataset(cold, 20, problem=fastvp.problems.two_stream(particles=32, steps=4,
+                                                                          save_every=2), progress=False)
+    with pytest.raises(ValueError, match="'two_stream' problem with cold beams"):
+        fastvp.train(cold, fastvp.TrainConfig(epochs=1), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    for init in ("random", "field-energy"):
+    refused(capsys, ["train", "--data", str(cold), "--out", str(tmp_path / "run"), "--quiet"],
+            "cold beams", "--vth", root=tmp_path)
+    for init in ("field-energy",):  # the field-energy start is the paper's Deep Set
         refused(capsys, ["train", "--data", str(landau_data), "--out", str(tmp_path / "run"),
                          "--init", init, "--quiet"], "PDE-NHF's likelihood", "--problem paper",
                 root=tmp_path)
+    model = fastvp.train(landau_data, fastvp.TrainConfig(epochs=1, batch_size=4, steps=2, hidden=8,
+                                                         modes=3, val_examples=4, val_w1_examples=4,
+                                                         threads=1), progress=False)
+    assert model.periodic and model.problem.name == "landau"
     with pytest.raises(ValueError, match="cond"):
         _ = fastvp.load_dataset(landau_data).cond
     batch = fastvp.load_dataset(landau_data).batch(0)  # no invented Gaussians: f0 is the problem's
@@ -264,6 +300,18 @@ def test_evaluate_tells_a_problem_dataset_first(tmp_path, capsys, landau_data):
                   "initial conditions: model the paper's Gaussians, data the 'landau' problem",
                   "--allow-mismatch", root=tmp_path)
     assert err.index("initial conditions") < err.index("box_length")
+
+
+def test_evaluate_scores_a_baseline_on_a_problem_dataset(tmp_path, capsys, landau_data):
+    from fastvp.surrogate.baseline import Baseline
+
+    ds = fastvp.load_dataset(landau_data)
+    path = Baseline(ds.n_particles, hidden=4, final_time=ds.times[-1]).save(tmp_path / "b")
+    assert main(["evaluate", "--model", str(path), "--data", str(landau_data), "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 0
+    assert "W1 at T, baseline: positions" in capsys.readouterr().out
+    r = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert set(r["table1"]) == {"baseline", "identity"}
 
 
 def test_a_paper_problem_dataset_trains(tmp_path):

@@ -8,7 +8,8 @@ import torch
 
 import fastvp
 from fastvp.surrogate.flow import leapfrog
-from fastvp.surrogate.model import Surrogate, state_shapes
+from fastvp.surrogate.model import Surrogate
+from fastvp.surrogate.model_files import state_shapes
 
 OFFICIAL_KEYS = ["a", "V_net.phi.0.weight", "V_net.phi.0.bias", "V_net.phi.2.weight",
                  "V_net.phi.2.bias", "V_net.rho.0.weight", "V_net.rho.0.bias",

@@ -1,4 +1,5 @@
-"""``fastvp evaluate``: the paper's Tables 1-3 and figures of a surrogate on a test split."""
+"""``fastvp evaluate``: the paper's Tables 1-3 and figures of a surrogate on a test split;
+any model file (PDE-NHF or the baseline, as the file says) is scored."""
 
 from __future__ import annotations
 
@@ -6,23 +7,30 @@ import argparse
 import time
 
 from ..backend import resolve_dtype
+from ..data import load_dataset
 from ..evaluation import evaluate_models
+from ..evaluation.problem import evaluate_problem_models
+from ..surrogate.loading import model_kind
+from ..surrogate.model import Surrogate
 from ._common import add_common, check_out
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="W1 tables and figures of a surrogate on a dataset's test split",
-        description="Evaluate PDE-NHF (and optionally the baseline) against PIC on the test "
+        description="Evaluate PDE-NHF models and/or the baseline against PIC on the test "
                     "split: writes report.md, results.json and PNG figures (the paper's "
-                    "Tables 1-3, Fig. 2).")
-    p.add_argument("--model", required=True, action="append",
-                   help="surrogate: bundled name (paper-1d, field-energy-1d, ...), a .safetensors "
-                   "file or the authors' torch checkpoint (read by its format); repeat to compare "
-                   "several models in one report")
+                    "Tables 1-3, Fig. 2). Any model file is scored: a PDE-NHF model or a "
+                    "baseline, told apart by what the file says it is.")
+    p.add_argument("--model", default=None, action="append",
+                   help="a model: bundled name (paper-1d, field-energy-1d, ...), a fastvp "
+                   ".safetensors file (PDE-NHF or baseline) or the authors' torch checkpoint "
+                   "(read by its format); repeat to compare several models in one report "
+                   "(at most one baseline)")
     p.add_argument("--data", required=True, help="dataset folder (fastvp or official layout)")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--baseline", default=None, help="baseline .safetensors file (optional)")
+    p.add_argument("--baseline", default=None,
+                   help="baseline .safetensors file (optional; the same as --model FILE)")
     p.add_argument("--examples", type=int, default=None,
                    help="evaluate the first N test examples (default: the whole test split)")
     p.add_argument("--steps", type=int, nargs="+", default=[25, 10, 5, 2, 1],
@@ -40,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
 
+    if not args.model and args.baseline is None:
+        raise ValueError("--model or --baseline is needed: the model(s) to evaluate")
     check_out(args.out)  # before any model is sampled
     torch.manual_seed(0 if args.seed is None else args.seed)
+    problem = load_dataset(args.data).problem
+    if problem is not None and problem["name"] != "paper" and args.model and args.baseline is None and all(
+            model_kind(m) == "pde-nhf" and Surrogate.load(m).problem_entry for m in args.model):
+        return _run_problem(args, problem["name"])
     t0 = time.perf_counter()
     r = evaluate_models(args.model, args.data, args.out, baseline=args.baseline,
                         steps_list=args.steps, n_examples=args.examples, device=args.device,
@@ -58,5 +72,25 @@ def run(args: argparse.Namespace) -> int:
               f"momenta {e['p']['mean']:.4f} ± {e['p']['sem']:.4f}{tail}")
     for m in r["models"]:
         print(f"  {m['name']}: a = {m['a']:.4f}")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
+def _run_problem(args: argparse.Namespace, name: str) -> int:
+    """Surrogates of a plasma problem: rates, W1, NLL gap and figures on quiet starts."""
+    models = [Surrogate.load(m) for m in args.model]
+    for spec, model in zip(args.model, models):
+        if model.problem.name != name:
+            raise ValueError(f"--model {spec} stands for the {model.problem.name!r} problem, the "
+                             f"data for {name!r}")
+        model.name = spec
+    t0 = time.perf_counter()
+    r = evaluate_problem_models(models, args.data, args.out, examples=args.examples or 8)
+    print(f"evaluated {r['examples']} quiet-start examples of {name} in {time.perf_counter() - t0:.1f} s "
+          f"(theory gamma {r['theory']['gamma']:.4f}, omega {r['theory']['omega']:.4f})")
+    for spec, m in r["models"].items():
+        print(f"  {spec}: gamma {m['gamma_error_vs_pic_pct']:.1f} % from PIC's, omega "
+              f"{m['omega_error_vs_pic_pct']:.1f} %; W1 at T {m['w1_pct_identity'][0]:.2f} % / "
+              f"{m['w1_pct_identity'][1]:.2f} % of identity; NLL gap {m['nll_gap']:.2f}")
     print(f"report: {args.out}/report.md")
     return 0

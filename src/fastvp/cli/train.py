@@ -20,7 +20,8 @@ LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_r
                    "checkpoint_every", "max_bad_steps")
 #: PDE-NHF's own settings as flags.
 NHF_FLAGS = flags("steps", "hidden", "curriculum_steps", "curriculum_fraction", "init_scale",
-                  "lr_pool", "lr_phi0", "method", "val_examples", "val_w1_examples", "snapshots")
+                  "lr_pool", "lr_phi0", "method", "val_examples", "val_w1_examples", "snapshots",
+                  "potential", "modes")
 #: Flags whose 0 means "none" (the config's None).
 ZERO_IS_NONE = ("curriculum_steps", "val_examples")
 
@@ -52,7 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "(a physics-informed warm start; fastvp.surrogate.pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     add_common(p, dtype="float32", dtype_help=": training in float64 is about 1.5x slower "
-               "(--recipe paper: float64)")
+               "(--recipe paper: float64)",
+               seed_help="random seed (default: 0; a resumed run keeps its own)")
     p.set_defaults(func=run, dtype=None)
     return p
 

@@ -190,18 +190,23 @@ def plot_demo(initial: tuple, pic: tuple, model: tuple | None, steps: int, t: fl
 
 def write_figures(out: Path, results: dict, split: Split, fig_model: dict, fig_base) -> list[str]:
     """The report's figures (the first model against PIC), written into `out`; returns their
-    file names. fig_model: {step: (q, p) [FIGURE_EXAMPLES, N]} of the first model;
-    fig_base: the baseline's (q, p) at T, or None."""
+    file names. fig_model: {step: (q, p) [FIGURE_EXAMPLES, N]} of the first model, or None
+    (a baseline alone: its cumulative histograms only); fig_base: the baseline's (q, p) at
+    T, or None."""
     keep = min(FIGURE_EXAMPLES, split.n)
     s0, sT, T, ex = split.s0, split.sT, split.times[-1], list(range(keep))
     samples = []
     for j in ex:
-        d = {"initial": (split.q[s0][j], split.p[s0][j]), "PIC": (split.q[sT][j], split.p[sT][j]),
-             "PDE-NHF": (fig_model[sT][0][j], fig_model[sT][1][j])}
+        d = {"initial": (split.q[s0][j], split.p[s0][j]), "PIC": (split.q[sT][j], split.p[sT][j])}
+        if fig_model is not None:
+            d["PDE-NHF"] = (fig_model[sT][0][j], fig_model[sT][1][j])
         if fig_base is not None:
             d["baseline"] = (fig_base[0][j], fig_base[1][j])
         samples.append(d)
     later = split.steps[1:]
+    if fig_model is None:
+        save_figure(plot_cdfs(samples, ex, T), out / "cdf_final.png")
+        return ["cdf_final.png"]
     figs = {
         "cdf_final.png": plot_cdfs(samples, ex, T),
         "cdf_over_time.png": plot_cdfs_over_time(
@@ -242,3 +247,25 @@ def _k_curves(results: dict):
     t3, ident = results["table3"], results["table1"]["identity"]
     return ([r["K"] for r in t3], [r["q"]["mean"] for r in t3], [r["p"]["mean"] for r in t3],
             [r["ms_per_example"] for r in t3], (ident["q"]["mean"], ident["p"]["mean"]))
+
+
+def plot_problem_modes(t_pic, amp_pic, t_model, amp_model, theory_gamma: float, title: str = ""):
+    """|E_1(t)| of PIC (every step, a line) and of a surrogate's samples (markers) on a log
+    scale, with linear theory's slope exp(gamma t) drawn through PIC's first maximum.
+
+    t_pic, amp_pic: [S_all]; t_model, amp_model: [S]."""
+    t, a = as_numpy(t_pic), as_numpy(amp_pic)
+    fig, axes = subplots(1, 1, 6.0, 3.6)
+    ax = axes[0, 0]
+    ax.semilogy(t, a, color="black", lw=1.2, label="PIC")
+    ax.semilogy(as_numpy(t_model), as_numpy(amp_model), "o", ms=3.5, color="tab:red",
+                label="PDE-NHF samples (never supervised)")
+    i0 = int(np.argmax(a[: max(2, len(a) // 4)]))
+    ax.semilogy(t, a[i0] * np.exp(theory_gamma * (t - t[i0])), "--", color="tab:blue",
+                label=f"theory exp({theory_gamma:.3f} t)")
+    ax.set_ylim(max(a.min(), 1e-8) * 0.5, a.max() * 3)
+    ax.set_xlabel("t (1 / omega_p)")
+    ax.set_ylabel("|E_1|")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

@@ -8,8 +8,6 @@ With m = q / (q/m) the particle mass and s = +1 (electrostatic) or -1 (gravitati
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..config import PICConfig
@@ -71,14 +69,12 @@ class Recorder:
         self.v_sum, self.v_norm, self.e_norm, self.grid_norm = torch.empty((4, rows, b), **kw)
         # after the half kick opening each leapfrog segment (v_{n+1/2} at snapshot step n)
         self.open_sum, self.open_norm = torch.empty((2, config.n_snapshots, b), **kw)
-        # sum_j E_j cos(2 pi j m / Nx) and sum_j E_j sin(...), m = 1 .. M - 1, one product a
-        # step (mode 0, the mean, is zero: the background neutralises the charge)
+        # sum_j E_j cos(2 pi j m / Nx) and sum_j E_j sin(...), m = 1 .. M - 1, one real FFT
+        # a step (mode 0, the mean, is zero: the background neutralises the charge); an FFT
+        # per example, unlike a matrix product, gives each example the same bits whatever
+        # the batch it shares (a dataset's bytes do not depend on its chunks)
         self.n_modes = max(1, min(n_modes, config.cells // 2 + 1))
-        j = torch.arange(config.cells, dtype=torch.float64)[:, None]
-        angle = 2 * math.pi * j * torch.arange(1, self.n_modes, dtype=torch.float64) / config.cells
-        # [cos | sin]^T: [2 (M - 1), Nx]; the product dft @ E^T beats E @ dft^T on CPU
-        self.dft = torch.cat([torch.cos(angle), torch.sin(angle)], dim=1).t().contiguous().to(**kw)
-        self.fourier = torch.empty((rows, self.dft.shape[0], b), **kw)
+        self.fourier = torch.empty((rows, 2 * (self.n_modes - 1), b), **kw)
 
     def chunk(self, lo: int, hi: int, mover) -> ChunkRecorder:
         return ChunkRecorder(self, lo, hi, mover)
@@ -139,7 +135,11 @@ class ChunkRecorder:
         """The field just solved for step n."""
         grid = self.mover.field_grid()
         torch.linalg.vector_norm(grid, dim=1, out=self.rec.grid_norm[n, self.cols])
-        torch.mm(self.rec.dft, grid.t(), out=self.rec.fourier[n, :, self.cols])
+        m = self.rec.n_modes
+        if m > 1:
+            e_hat = torch.fft.rfft(grid, dim=1)[:, 1:m].t()  # [M - 1, b]: sum_j E_j e^{-i ...}
+            self.rec.fourier[n, :m - 1, self.cols] = e_hat.real
+            self.rec.fourier[n, m - 1:, self.cols] = e_hat.imag.neg()
 
     def kicked(self, n: int, x: torch.Tensor, v: torch.Tensor, full: bool = False) -> None:
         """v after the kick of step n (full: a whole kick, from v_{n-1/2} to v_{n+1/2})."""
@@ -153,3 +153,25 @@ class ChunkRecorder:
         """v after the half kick opening segment `seg` (leapfrog)."""
         torch.sum(v, dim=1, out=self.rec.open_sum[seg, self.cols])
         torch.linalg.vector_norm(v, dim=1, out=self.rec.open_norm[seg, self.cols])
+
+
+def diagnostics_of_states(t, q: torch.Tensor, p: torch.Tensor, config: PICConfig,
+                          n_modes: int = DIAGNOSTIC_MODES) -> Diagnostics:
+    """The ``Diagnostics`` of given states (a surrogate's samples, a dataset's snapshots):
+    t [S], q, p [S, B, N] -> energies and momentum [S, B], modes and phases [S, B, M] of the
+    grid field each state deposits, defined as ``simulate(..., diagnostics=True)`` records
+    them (the recorder's velocities sit at the steps themselves here)."""
+    S, B, _ = q.shape
+    grid = field(q.reshape(S * B, -1), config, "torch").reshape(S, B, config.cells)
+    m = max(1, min(n_modes, config.cells // 2 + 1))
+    spectrum = torch.fft.rfft(grid, dim=-1)[..., :m]                 # sum_j E_j e^{-2 pi i j m / Nx}
+    scale = torch.full((m,), 2.0 / config.cells, dtype=grid.dtype, device=grid.device)
+    if config.cells % 2 == 0 and m == config.cells // 2 + 1:
+        scale[-1] = 1.0 / config.cells
+    modes, phases = spectrum.abs() * scale, torch.atan2(spectrum.imag, spectrum.real)
+    modes[..., 0], phases[..., 0] = 0.0, 0.0
+    kinetic = kinetic_energy(p, config)
+    energy = field_coefficient(config) * (grid * grid).sum(dim=-1)
+    t = torch.as_tensor(t, dtype=q.dtype, device=q.device)
+    return Diagnostics(t=t, field_energy=energy, kinetic_energy=kinetic, total_energy=kinetic + energy,
+                       momentum=total_momentum(p, config), modes=modes, phases=phases)

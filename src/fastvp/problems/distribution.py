@@ -17,6 +17,7 @@ with ``log_prob`` (``Surrogate.log_prob``).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -100,6 +101,15 @@ class InitialDistribution:
             raise ValueError(f"q must hold {self.n_particles} particles per example, got {q.shape[1]}")
         return self._log_prob(q, p)
 
+    def subset(self, index) -> InitialDistribution:
+        """f0 of the examples `index` (an index array or tensor into the per-example
+        parameters); shared parameters stay shared."""
+        index = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
+        out = copy.copy(self)
+        out._pick(index)
+        out._set_examples(out._arrays())
+        return out
+
     def _param(self, arr: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         """[B] (or [1]) tensor of a parameter, in like's dtype and device."""
         return torch.as_tensor(np.atleast_1d(arr), dtype=like.dtype, device=like.device)
@@ -122,7 +132,15 @@ class Gaussian(InitialDistribution):
         self.n_particles = integer("n_particles", n_particles, low=1)
         self.mu_q, self.mu_p = _values("mu_q", mu_q), _values("mu_p", mu_p)
         self.sigma_q, self.sigma_p = _values("sigma_q", sigma_q, 0.0), _values("sigma_p", sigma_p, 0.0)
-        self._set_examples([self.mu_q, self.mu_p, self.sigma_q, self.sigma_p])
+        self._set_examples(self._arrays())
+
+    def _arrays(self) -> list[np.ndarray]:
+        return [self.mu_q, self.mu_p, self.sigma_q, self.sigma_p]
+
+    def _pick(self, index: np.ndarray) -> None:
+        for name in ("mu_q", "mu_p", "sigma_q", "sigma_p"):
+            arr = getattr(self, name)
+            setattr(self, name, arr[index] if arr.ndim else arr)
 
     def _columns(self, b: int) -> list[np.ndarray]:
         return [self._column(a, b) for a in (self.mu_q, self.sigma_q, self.mu_p, self.sigma_p)]
@@ -174,7 +192,16 @@ class PerturbedPlasma(InitialDistribution):
         self.species = [tuple(_values(name, x) for name, x in zip(("n", "u", "vth"), s)) for s in species]
         if not self.species:
             raise ValueError("species must hold at least one (n, u, vth)")
-        self._set_examples([self.alpha] + [x for s in self.species for x in s])
+        self._set_examples(self._arrays())
+
+    def _arrays(self) -> list[np.ndarray]:
+        return [self.alpha] + [x for s in self.species for x in s]
+
+    def _pick(self, index: np.ndarray) -> None:
+        def pick(a):
+            return a[index] if a.ndim else a
+        self.alpha = pick(self.alpha)
+        self.species = [tuple(pick(x) for x in s) for s in self.species]
 
     @property
     def cold(self) -> bool:

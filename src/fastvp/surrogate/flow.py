@@ -27,10 +27,12 @@ def leapfrog(
     a2: torch.Tensor | float,
     dt: float,
     steps: int,
+    wrap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """K = `steps` merged-kick leapfrog steps of size dt: (q, p) [B, N] -> (q, p) [B, N].
 
-    grad: q [B, N] -> dV/dq [B, N]; a2: the inverse mass a^2 (a scalar or 0-d tensor).
+    grad: q [B, N] -> dV/dq [B, N]; a2: the inverse mass a^2 (a scalar or 0-d tensor);
+    wrap: a box length L: positions wrap into [0, L) after each drift (a periodic V).
     Out of place, so autograd can differentiate through it.
     """
     if steps < 1:
@@ -40,6 +42,8 @@ def leapfrog(
     for k in range(steps):
         p = p - (half if k == 0 else dt) * force
         q = q + (a2 * dt) * p
+        if wrap is not None:
+            q = torch.remainder(q, wrap)
         force = grad(q)
     p = p - half * force
     return q, p

@@ -7,11 +7,7 @@ parameters (``a`` and ``V_net``), sampling, the exact log-likelihood, and files.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,33 +15,27 @@ from torch import nn
 
 from .. import arguments
 from ..config import PICConfig
-from ..files import file_format, model_path, read_model_file, save_model_file
 from ..initial import initial_conditions
 from ..particles import Batch, Trajectory, as_particles, check_particles, to_tensor
+from ..problems import paper
+from ..problems.base import Problem
 from ..problems.distribution import Gaussian, InitialDistribution
+from ..problems.paper import PaperInitial
+from ..problems.registry import PROBLEMS
+from . import periodic
 from .flow import integrate, leapfrog
+from .model_files import ModelFiles
+from .periodic import FourierSet
 from .potential import DeepSet, closed_form_grad, grad_autograd
 
-# ---------------------------------------------------------------------------- the model
+#: The potentials V a Surrogate can have: the paper's Deep Set of centred positions, or
+#: Fourier features of the positions in a periodic box (``periodic.FourierSet``).
+POTENTIALS = ("deepset", "fourier")
 
-#: Keys and shapes of a state_dict, for hidden size H (the official checkpoint has H = 256).
-def state_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
-    h = hidden
-    return {
-        "a": (1,),
-        "V_net.phi.0.weight": (h, 1), "V_net.phi.0.bias": (h,),
-        "V_net.phi.2.weight": (h, h), "V_net.phi.2.bias": (h,),
-        "V_net.rho.0.weight": (h, h), "V_net.rho.0.bias": (h,),
-        "V_net.rho.2.weight": (1, h), "V_net.rho.2.bias": (1,),
-    }
-
-
-FORMAT = "fastvp-surrogate/1"
 PULLBACK_METHODS = ("fast", "compiled", "autograd")
-WEIGHTS_PACKAGE = "fastvp"
 
 
-class Surrogate(nn.Module):
+class Surrogate(ModelFiles, nn.Module):
     """PDE-NHF: the leapfrog flow of H(q, p) = a^2 |p|^2 / 2 + V(q), V a Deep Set.
 
     Flow_t = K leapfrog steps of dt = t / K maps initial particles (q0, p0) [B, N] to
@@ -64,14 +54,39 @@ class Surrogate(nn.Module):
         traj = model.sample([0.2, 1.0], batch)   # Trajectory t [2], q, p [2, B, N]
     """
 
-    def __init__(self, config: PICConfig | None = None, steps: int = 25, hidden: int = 256):
+    def __init__(self, config: PICConfig | None = None, steps: int = 25, hidden: int = 256,
+                 potential: str = "deepset", modes: int = 8, problem: dict | None = None):
         super().__init__()
         if config is not None and not isinstance(config, PICConfig):
             raise ValueError(f"config must be a fastvp.PICConfig, got {type(config).__name__}")
         self.config = config or PICConfig()
         self.steps = _check_steps(steps)
+        self.potential_kind = arguments.choice("potential", potential, POTENTIALS)
         self.a = nn.Parameter(torch.ones(1))
-        self.V_net = DeepSet(hidden)
+        self.V_net = DeepSet(hidden) if potential == "deepset" else \
+            FourierSet(self.config.box_length, modes, hidden)
+        if problem is not None and (not isinstance(problem, dict) or problem.get("name") not in PROBLEMS):
+            raise ValueError(f"problem must be {{'name': one of {sorted(PROBLEMS)}, 'params': "
+                             f"{{...}}}}, got {problem!r}")
+        #: {"name", "params"} of the fastvp.problems problem the model stands for (None: the
+        #: paper's Gaussians in ``config``'s box)
+        self.problem_entry = problem
+
+    @property
+    def problem(self) -> Problem:
+        """The ``fastvp.problems`` Problem the model was trained for (its name, params,
+        config, theory() and initial distribution): from its file's "problem" entry, else
+        the paper's Gaussians in the model's box."""
+        if self.problem_entry is None:
+            initial = PaperInitial.of(self.config)
+            return paper(sigma_q_range=initial.sigma_q_range, sigma_p_range=initial.sigma_p_range,
+                         mu_q=initial.mu_q, mu_p=initial.mu_p, config=self.config)
+        return PROBLEMS[self.problem_entry["name"]](**self.problem_entry.get("params", {}))
+
+    @property
+    def periodic(self) -> bool:
+        """True for a Fourier potential: positions wrap into [0, L) in the flow."""
+        return self.potential_kind == "fourier"
 
     # ------------------------------------------------------------------ properties
 
@@ -89,7 +104,8 @@ class Surrogate(nn.Module):
         return self.a.device
 
     def extra_repr(self) -> str:
-        return (f"hidden={self.V_net.hidden}, steps={self.steps}, T={self.final_time:g}, "
+        kind = f"fourier modes={self.V_net.modes}, " if self.periodic else ""
+        return (f"{kind}hidden={self.V_net.hidden}, steps={self.steps}, T={self.final_time:g}, "
                 f"n_particles={self.config.n_particles}")
 
     # ------------------------------------------------------------------ the physics
@@ -142,8 +158,9 @@ class Surrogate(nn.Module):
         if batch is None:
             if seed is None:
                 seed = int(torch.randint(0, 2**31 - 1, ()).item())
-            b = initial_conditions(n_examples, self.config, seed=seed, device=self.device,
-                                   dtype=self.dtype)
+            kw = dict(seed=seed, device=self.device, dtype=self.dtype)
+            b = initial_conditions(n_examples, self.config, **kw) if self.problem_entry is None \
+                else self.problem.initial_conditions(n_examples, **kw)
             return b.q, b.p
         q, p = as_particles(batch)
         kw = dict(device=self.device, dtype=self.dtype)
@@ -152,6 +169,9 @@ class Surrogate(nn.Module):
     def _flow(self, q, p, t: float, steps: int, kernels=None):
         if t == 0.0:
             return q, p
+        if self.periodic:
+            return leapfrog(q, p, lambda x: periodic.periodic_grad_nograd(x, self.V_net),
+                            self.a[0].detach() ** 2, t / steps, steps, wrap=self.config.box_length)
         return integrate(q, p, self.V_net.weights(), self.a[0] ** 2, t / steps, steps,
                          kernels=kernels)
 
@@ -230,6 +250,8 @@ class Surrogate(nn.Module):
         if t == 0.0:
             return q, p
         a2 = self.a[0] ** 2
+        if self.periodic:
+            return self._periodic_pullback(q, p, a2, -t / K, K, method)
         if not torch.is_grad_enabled():
             return integrate(q, p, self.V_net.weights(), a2, -t / K, K)
         if method == "autograd":
@@ -241,6 +263,19 @@ class Surrogate(nn.Module):
             def grad(x):
                 return closed_form_grad(x, weights, compile=method == "compiled")
         return leapfrog(q, p, grad, a2, -t / K, K)
+
+    def _periodic_pullback(self, q, p, a2, dt: float, K: int, method: str):
+        """``pullback`` of a Fourier potential: positions wrap into [0, L) after each drift."""
+        if not torch.is_grad_enabled():
+            def grad(x):
+                return periodic.periodic_grad_nograd(x, self.V_net)
+        elif method == "autograd":
+            def grad(x):
+                return periodic.grad_autograd(self.V_net, x, create_graph=True)
+        else:
+            def grad(x):
+                return periodic.periodic_grad(x, self.V_net)
+        return leapfrog(q, p, grad, a2, dt, K, wrap=self.config.box_length)
 
     def log_prob(self, q, p, batch, t: float = 1.0, steps: int | None = None) -> torch.Tensor:
         """log p_t(q, p) = log f0(Flow_{-t}(q, p)): [B] summed over the particles.
@@ -270,161 +305,18 @@ class Surrogate(nn.Module):
         t = self._time(t, extrapolate=False)
         q, p = self._cast("q", q), self._cast("p", p)
         check_particles(q, p)
-        f0 = _initial_density(batch, q.shape[0])
+        f0 = _initial_density(batch, q.shape[0], None if self.problem_entry is None else self.problem)
         q0, p0 = self.pullback(q, p, t, steps)
         return f0.log_prob(q0, p0)
 
-    # ------------------------------------------------------------------ files
 
-    def metadata(self) -> dict:
-        return {"format": FORMAT, "config": self.config.to_dict(), "steps": self.steps,
-                "hidden": self.V_net.hidden, "dtype": str(self.dtype).removeprefix("torch.")}
-
-    def save(self, path) -> Path:
-        """Write `path` (.safetensors, suffix added if missing) and its JSON config beside it.
-
-        Both files appear complete or not at all (``files.save_model_file``). Returns the
-        path of the weights; ``Surrogate.load`` reads it with or without the suffix.
-
-        Example:
-            >>> import tempfile, os, fastvp
-            >>> path = os.path.join(tempfile.mkdtemp(), "my-model")
-            >>> fastvp.Surrogate(hidden=8).save(path).name
-            'my-model.safetensors'
-            >>> fastvp.Surrogate.load(path).V_net.hidden
-            8
-        """
-        meta = self.metadata()
-        if getattr(self, "training_info", None):
-            meta["training"] = self.training_info
-        return save_model_file(path, self.state_dict(), meta)
-
-    @classmethod
-    def bundled(cls) -> list[str]:
-        """Names of the models shipped in fastvp/weights."""
-        root = resources.files(WEIGHTS_PACKAGE) / "weights"
-        try:
-            return sorted(f.name[: -len(".safetensors")] for f in root.iterdir()
-                          if f.name.endswith(".safetensors"))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    @classmethod
-    def load(cls, name_or_path) -> Surrogate:
-        """A model from a file written by ``save`` or a bundled name ("paper-1d").
-
-        name_or_path: a file; or the name given to ``save`` (its ".safetensors" file);
-        or a bundled model's name (``Surrogate.bundled()``). A file is read by its format,
-        whatever its suffix: a fastvp .safetensors file, or the authors' checkpoint (a
-        ``torch.save``d state_dict, read safely by ``from_official``). The model keeps the
-        stored dtype, on the CPU; its ``training_info`` says how it was made (its JSON's
-        "training" entry).
-
-        Raises:
-            FileNotFoundError: a path that does not exist.
-            ValueError: neither a file nor a bundled name, or not a model file.
-
-        Example:
-            >>> import fastvp
-            >>> "paper-1d" in fastvp.Surrogate.bundled()
-            True
-        """
-        if not isinstance(name_or_path, (str, os.PathLike)):
-            raise ValueError(f"name_or_path must be a model name or a path, got {name_or_path!r}")
-        path = Path(name_or_path)
-        if not path.exists() and model_path(path).is_file():
-            path = model_path(path)
-        if not path.exists():
-            text = str(name_or_path)
-            if os.sep in text or "/" in text or path.suffix:
-                raise FileNotFoundError(f"model file {text!r} does not exist")
-            names = cls.bundled()
-            if text not in names:
-                raise ValueError(f"name_or_path {text!r} is neither a file nor a bundled model; "
-                                 f"bundled models: {names}")
-            with resources.as_file(resources.files(WEIGHTS_PACKAGE) / "weights"
-                                   / f"{text}.safetensors") as p:
-                return cls._read(Path(p))
-        if path.is_dir():
-            raise ValueError(f"name_or_path {str(path)!r} is a folder, not a model file")
-        return cls._read(path)
-
-    @classmethod
-    def _read(cls, path: Path) -> Surrogate:
-        if file_format(path) == "torch":
-            return cls.from_official(path)
-        state, meta = read_model_file(path)
-        if meta is None and path.with_suffix(".json").exists():
-            try:
-                meta = json.loads(path.with_suffix(".json").read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{str(path.with_suffix('.json'))!r} is not JSON: {exc}") from exc
-        model = cls._from_state(state, meta or {}, str(path))
-        model.training_info = (meta or {}).get("training")
-        return model
-
-    @classmethod
-    def _from_state(cls, state: dict, meta: dict, source: str, dtype=None) -> Surrogate:
-        if not isinstance(state, dict):
-            raise ValueError(f"{source!r} does not hold a state_dict, got {type(state).__name__}")
-        w = state.get("V_net.phi.0.weight")
-        if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.shape[1] != 1:
-            raise ValueError(f"{source!r} is not a PDE-NHF model: no 'V_net.phi.0.weight' of shape "
-                             f"[H, 1] (keys: {sorted(state)[:12]})")
-        shapes = state_shapes(w.shape[0])
-        missing = sorted(set(shapes) - set(state))
-        unexpected = sorted(set(state) - set(shapes))
-        if missing or unexpected:
-            raise ValueError(f"{source!r} has wrong keys: missing {missing}, "
-                             f"unexpected {unexpected}")
-        for k, shape in shapes.items():
-            v = state[k]
-            if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape:
-                got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-                raise ValueError(f"{source!r}: {k} must have shape {list(shape)}, got {got}")
-            if not v.is_floating_point() or not torch.isfinite(v).all():
-                raise ValueError(f"{source!r}: {k} must hold finite floating-point numbers")
-        try:
-            config = PICConfig.from_dict(meta["config"]) if "config" in meta else PICConfig()
-            steps = int(meta.get("steps", 25))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source!r} holds an invalid config: {exc}") from exc
-        model = cls(config, steps=steps, hidden=w.shape[0])
-        dtype = dtype or state["a"].dtype
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"{source!r} holds {dtype} weights: fastvp models are float32 or "
-                             "float64")
-        model.to(dtype=dtype)
-        model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
-        return model
-
-    @classmethod
-    def from_official(cls, path, config: PICConfig | None = None) -> Surrogate:
-        """The authors' checkpoint (a torch.save'd state_dict), as a float64 model on the CPU.
-
-        Loaded with ``weights_only=True`` (it is a pickle) and ``map_location="cpu"`` (it
-        was saved from CUDA). Every key and shape is checked. `config` defaults to the
-        paper preset with the official generator scheme, the data it was trained on.
-        """
-        if not isinstance(path, (str, os.PathLike)):
-            raise ValueError(f"path must be a file path, got {path!r}")
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"official checkpoint {str(path)!r} does not exist")
-        try:  # from an open file: torch.load would dispatch a ".safetensors" name by its suffix
-            with open(path, "rb") as fh:
-                state = torch.load(fh, map_location="cpu", weights_only=True)
-        except Exception as exc:  # unpickling errors come in many types
-            raise ValueError(f"{str(path)!r} is not a torch state_dict: {exc}") from exc
-        if isinstance(state, nn.Module):  # pragma: no cover - weights_only forbids it
-            state = state.state_dict()
-        config = config or PICConfig(scheme="official")
-        return cls._from_state(dict(state) if isinstance(state, dict) else state,
-                               {"config": config.to_dict()}, str(path), dtype=torch.float64)
-
-
-def _initial_density(batch, n_examples: int) -> InitialDistribution:
-    """The f0 that ``log_prob`` scores with: a distribution, a Batch's Gaussians, or the
-    Gaussians of a (q0, p0) pair's sample moments."""
+def _initial_density(batch, n_examples: int, problem: Problem | None) -> InitialDistribution:
+    """The f0 that ``log_prob`` scores with: a distribution, a Batch's Gaussians, the
+    model's problem's f0 (models of a ``fastvp.problems`` problem), or the Gaussians of a
+    (q0, p0) pair's sample moments."""
+    if problem is not None and not isinstance(batch, InitialDistribution) and not (
+            isinstance(batch, Batch) and batch.gaussian):
+        batch = problem.distribution(None if problem.examples is None else n_examples)
     if isinstance(batch, InitialDistribution):
         f0 = batch
         if f0.examples not in (None, n_examples):

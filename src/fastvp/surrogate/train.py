@@ -26,14 +26,14 @@ import torch
 from .. import arguments
 from .. import distributed as dist
 from ..backend import threads_context
-from ..data import Dataset, dataset_fingerprint, load_dataset, require_finite, require_gaussian
+from ..data import Dataset, dataset_fingerprint, load_dataset, require_finite
 from ..metrics import wasserstein_1d
 from ..problems.distribution import gaussian_log_prob
 from ..problems.paper import PaperInitial
 from .checkpoint import prepare_out
 from .loop import LoopConfig, fit, frozen, sharded_sums, w1_columns
 from .migrate import upgrade
-from .model import PULLBACK_METHODS, Surrogate
+from .model import POTENTIALS, PULLBACK_METHODS, Surrogate
 
 INITS = ("random",)
 FORMAT = "fastvp-train/2"
@@ -87,6 +87,11 @@ class TrainConfig(LoopConfig):
         "help": "validation examples whose W1 at T is scored each epoch"})
     snapshots: bool = field(default=False, metadata={
         "help": "also supervise the intermediate snapshots"})
+    potential: str = field(default="auto", metadata={
+        "help": "V: deepset (the paper's), fourier (periodic problems) or auto (fourier for a "
+                "problem dataset other than the paper's)"})
+    modes: int = field(default=8, metadata={
+        "help": "Fourier modes of a fourier potential (k_m = 2 pi m / L, m = 1 .. modes)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,6 +107,8 @@ class TrainConfig(LoopConfig):
         if self.method not in PULLBACK_METHODS or self.method == "autograd":
             raise ValueError(f"method must be 'fast' or 'compiled', got {self.method!r}")
         arguments.boolean("snapshots", self.snapshots)
+        arguments.choice("potential", self.potential, ("auto",) + POTENTIALS)
+        arguments.integer("modes", self.modes, 1)
 
     @classmethod
     def paper(cls, **changes) -> TrainConfig:
@@ -146,6 +153,10 @@ class _Data:
         self.q = [t(ds.q(s)) for s in steps]
         self.p = [t(ds.p(s)) for s in steps]
         self.q0, self.p0 = (t(ds.q(ds.steps[0])), t(ds.p(ds.steps[0]))) if initial else (None, None)
+        #: f0 of problems other than the paper's Gaussians (None: Gaussians, below)
+        self.f0 = None if ds.gaussian else ds.distribution().subset(np.arange(n))
+        if self.f0 is not None:
+            return
         cond = t(ds.cond)
         self.sigma_q, self.sigma_p = cond[:, 0].contiguous(), cond[:, 1].contiguous()
         initial = PaperInitial.of(ds.config)
@@ -154,6 +165,9 @@ class _Data:
 
     def nll(self, model: Surrogate, idx, k: int = -1, method: str = "fast") -> torch.Tensor:
         """NLL [b] of the examples idx from snapshot k."""
+        if self.f0 is not None:
+            q0, p0 = model.pullback(self.q[k][idx], self.p[k][idx], self.times[k], method=method)
+            return -self.f0.subset(_indices(idx, self.n)).log_prob(q0, p0)
         return nll(model, self.q[k][idx], self.p[k][idx], self.mu_q[idx], self.sigma_q[idx],
                    self.mu_p[idx], self.sigma_p[idx], self.times[k], method)
 
@@ -168,6 +182,13 @@ class _Data:
 
         terms = [reduce(self.nll(model, idx, k, method)) for k in range(len(self.times))]
         return terms[0] if len(terms) == 1 else torch.stack(terms).mean()
+
+
+def _indices(idx, n: int) -> np.ndarray:
+    """An index (tensor, slice or array) into n examples as an integer array."""
+    if isinstance(idx, slice):
+        return np.arange(n)[idx]
+    return np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx)
 
 
 class _Objective(torch.nn.Module):
@@ -195,8 +216,8 @@ def _dataset(dataset):
 
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
-    require_gaussian(dataset)  # the likelihood needs each example's initial Gaussian
-    needed = ("split", "q", "p", "cond", "steps", "times", "config")
+    require_density(dataset)  # the likelihood needs each example's initial density
+    needed = ("split", "q", "p", "steps", "times", "config")
     if not all(hasattr(dataset, k) for k in needed):
         raise ValueError(f"dataset must be a dataset folder or a fastvp dataset, got "
                          f"{type(dataset).__name__}")
@@ -206,11 +227,54 @@ def _dataset(dataset):
 # ---------------------------------------------------------------------------- the trainer
 
 
-def initial_model(config: TrainConfig, pic_config) -> Surrogate:
-    """A fresh Surrogate for `config`: torch's initialisation (seeded by config.seed), V's
-    output weights scaled by config.init_scale, a = 1."""
+def require_density(ds) -> None:
+    """Raise ValueError saying why, unless every example of `ds` has an initial density
+    PDE-NHF's likelihood can score (Gaussians, or a problem's f0 without cold beams)."""
+    if getattr(ds, "gaussian", True):
+        return
+    f0 = ds.distribution()
+    if getattr(f0, "cold", False) or any(np.any(vth == 0) for _, _, vth in getattr(f0, "species", [])):
+        raise ValueError(
+            f"dataset {str(ds.path)!r} holds the {ds.problem['name']!r} problem with cold beams "
+            "(vth = 0): its initial particles have no density, and PDE-NHF's likelihood needs "
+            "one; make the dataset with a thermal spread (--vth > 0)")
+
+
+def potential_of(config: TrainConfig, ds) -> str:
+    """The potential a run trains: config.potential, "auto" read as fourier for a problem
+    dataset other than the paper's and deepset otherwise."""
+    if config.potential != "auto":
+        return config.potential
+    problem = getattr(ds, "problem", None)
+    return "fourier" if problem is not None and problem["name"] != "paper" else "deepset"
+
+
+def problem_record(ds) -> dict | None:
+    """What a model's file records of the problem of its training data: {"name", "params"}
+    (shared values, and per-example values that all examples share), plus "ranges" {name:
+    [min, max]} of the per-example values that vary; None for the paper's datasets."""
+    problem = getattr(ds, "problem", None)
+    if problem is None or problem["name"] == "paper":
+        return None
+    params, ranges = {}, {}
+    for name, v in problem["params"].items():
+        if not isinstance(v, dict):
+            params[name] = v
+        elif v["min"] == v["max"]:
+            params[name] = v["min"]
+        else:
+            ranges[name] = [v["min"], v["max"]]
+    return {"name": problem["name"], "params": params, **({"ranges": ranges} if ranges else {})}
+
+
+def initial_model(config: TrainConfig, pic_config, ds=None) -> Surrogate:
+    """A fresh Surrogate for `config` (and the problem of the dataset `ds`): torch's
+    initialisation (seeded by config.seed), V's output weights scaled by
+    config.init_scale, a = 1."""
     torch.manual_seed(config.seed)
-    model = Surrogate(pic_config, steps=config.steps, hidden=config.hidden)
+    model = Surrogate(pic_config, steps=config.steps, hidden=config.hidden,
+                      potential=potential_of(config, ds), modes=config.modes,
+                      problem=problem_record(ds))
     with torch.no_grad():
         model.V_net.rho[2].weight.mul_(config.init_scale)
     return model
@@ -239,7 +303,7 @@ class NHFTrainer:
         self.identity = (wasserstein_1d(w.q0, w.q[-1]).mean().item(),
                          wasserstein_1d(w.p0, w.p[-1]).mean().item())
         self.config, self.ds = config, ds
-        self.model = copy.deepcopy(model) if model is not None else initial_model(config, ds.config)
+        self.model = copy.deepcopy(model) if model is not None else initial_model(config, ds.config, ds)
         self.model.steps = config.steps
         self.model.to(device=device, dtype=dtype)
         self.n_train = self.train_set.n
@@ -256,7 +320,7 @@ class NHFTrainer:
         One group when both factors are 1 (as before the factors existed: old checkpoints
         resume unchanged)."""
         cfg, V = self.config, self.model.V_net
-        if cfg.lr_pool == 1.0 and cfg.lr_phi0 == 1.0:
+        if (cfg.lr_pool == 1.0 and cfg.lr_phi0 == 1.0) or self.model.periodic:
             return [{"params": list(self.model.parameters())}]
         phi0, pool = list(V.phi[0].parameters()), list(V.phi[2].parameters())
         special = {id(p) for p in phi0 + pool}
@@ -293,6 +357,7 @@ class NHFTrainer:
         times = [float(t) for t in self.train_set.times]
         kept = history[-1]["kept"] if history else None
         return {"objective": "likelihood", "supervised_times": times, "a_learned": True,
+                "potential": self.model.potential_kind,
                 "init": "model" if getattr(self, "started_from", None) else cfg.init,
                 "recipe": cfg.to_dict(), "data": str(self.ds.path), "data_fingerprint": self.data,
                 "epochs": len(history), "kept_epoch": kept,

@@ -1,0 +1,207 @@
+"""Scoring a surrogate of a plasma problem (``fastvp.problems``) the way a physicist reads it.
+
+On examples of a problem dataset's test split (their initial particles and PIC's final
+state), for each model:
+
+- the mode-1 field amplitude |E_1|(t) of PIC (every step) and of the surrogate's samples at
+  `times` intermediate times (never supervised), and the rate fitted to each
+  (``problems.fit_rate``) against PIC's and linear theory's;
+- W1 at T of positions and velocities against PIC, as % of the identity W1;
+- the NLL of PIC's final state under the model against the truth's (the NLL of the true
+  initial particles under f0): the likelihood's gap;
+- the time to sample T against PIC's time on the same examples;
+
+with figures (mode amplitude over time; f(x, v) of PIC and the surrogate side by side) and
+``report.md`` + ``results.json`` in `out`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import load_dataset
+from ..files import atomic_write_text
+from ..metrics import wasserstein_1d
+from ..pic.diagnostics import diagnostics_of_states
+from ..pic.simulate import simulate
+from ..plots import save_figure
+from ..problems.figures import plot_phase_space_density
+from ..problems.fit import FitWarning, fit_rate
+from ..problems.registry import PROBLEMS
+from ..surrogate.model import Surrogate
+from .figures import plot_problem_modes
+
+
+def _rate(diag, example: int) -> dict:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        fit = fit_rate(diag, mode=1, example=example)
+    return {"gamma": float(fit.gamma), "omega": float(fit.omega),
+            "reliable": bool(getattr(fit, "reliable", not caught)),
+            "warnings": [str(w.message) for w in caught]}
+
+
+def _errors(rates: list[dict], ref: list[dict], scale: float, key: str) -> float:
+    """Mean |rate - ref| / scale over the examples, in % (scale: theory's |rate|)."""
+    return float(np.mean([abs(r[key] - s[key]) for r, s in zip(rates, ref)]) / scale * 100)
+
+
+def quiet_examples(problem, examples: int, seed: int = 0, dtype=torch.float64):
+    """Quiet-start particles of the problem's f0 (evenly spaced quantiles), each example
+    shifted by its own random offset in [0, L): particles a model trained on random draws
+    never saw. Returns (q0, p0) [B, N]."""
+    batch = problem.initial_conditions(examples, quiet=True, dtype=dtype)
+    gen = torch.Generator().manual_seed(seed)
+    length = problem.config.box_length
+    offset = length * torch.rand((examples, 1), generator=gen, dtype=torch.float64).to(dtype)
+    return torch.remainder(batch.q + offset, length), batch.p
+
+
+def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 60,
+                            dtype: torch.dtype = torch.float64, quiet: bool = True) -> dict:
+    """Score surrogates of one problem on its dataset's test split; write out/report.md.
+
+    Args:
+        models: Surrogates or their names / files (``Surrogate.load``), all of the
+            dataset's problem.
+        data: a problem dataset folder (``fastvp simulate --problem``) or a Dataset.
+        out: the report folder.
+        examples: test examples scored (the first ones).
+        times: intermediate times at which the surrogates are sampled (t_j = j T / times).
+        quiet: score quiet starts shifted by random offsets (``quiet_examples``: the mode
+            stands far above the particle noise, so rates can be fitted); False: the test
+            split's own (random) examples.
+
+    Returns:
+        The results (also written to out/results.json).
+    """
+    ds = load_dataset(data) if isinstance(data, (str, os.PathLike)) else data
+    test = ds.split("test")
+    problem = test.problem_object()
+    config = problem.config
+    n = examples if quiet else min(examples, len(test))
+    T = config.final_time
+    if quiet:
+        problem = _shared(problem, n)
+        q0, p0 = quiet_examples(problem, n, dtype=dtype)
+    else:
+        q0 = torch.as_tensor(np.array(test.q(test.steps[0])[:n]), dtype=dtype)
+        p0 = torch.as_tensor(np.array(test.p(test.steps[0])[:n]), dtype=dtype)
+    t0 = time.perf_counter()
+    pic = simulate((q0, p0), config, diagnostics=True)
+    pic_seconds = time.perf_counter() - t0
+    theory = problem.theory()
+    gamma_th = float(np.mean(theory.gamma))
+    omega_th = float(np.mean(theory.omega))
+    f0 = problem.distribution(n) if quiet else test.distribution().subset(np.arange(n))
+    truth = float(-f0.log_prob(q0, p0).mean())
+    identity = (wasserstein_1d(q0, pic.q[-1]).mean().item(), wasserstein_1d(p0, pic.p[-1]).mean().item())
+    pic_rates = [_rate(pic.diagnostics, i) for i in range(n)]
+    results = {"problem": {"name": problem.name, "params": _plain(problem.params)},
+               "data": str(ds.path), "examples": n, "quiet": quiet, "T": T,
+               "theory": {"gamma": gamma_th, "omega": omega_th},
+               "pic": {"rates": pic_rates, "seconds": pic_seconds,
+                       "gamma_error_pct": _rate_error(pic_rates, gamma_th, omega_th, "gamma"),
+                       "omega_error_pct": _rate_error(pic_rates, gamma_th, omega_th, "omega")},
+               "truth_nll": truth, "identity_w1": list(identity), "models": {}}
+    grid = [T * j / times for j in range(times + 1)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in models:
+        model = spec if isinstance(spec, Surrogate) else Surrogate.load(spec)
+        name = spec if isinstance(spec, str) else getattr(model, "name", "model")
+        results["models"][str(name)] = _score(model.to(dtype=dtype), q0, p0, pic, f0, grid, config,
+                                              identity, truth, pic_rates, gamma_th, omega_th)
+        _figures(out, str(name), model, q0, p0, pic, grid, config, gamma_th)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_text(out / "report.md", problem_report(results))
+    return results
+
+
+def _shared(problem, n: int):
+    """The problem with its first example's parameters shared by all n examples."""
+    return PROBLEMS[problem.name](**problem.example_params(0)) if problem.examples else problem
+
+
+def _plain(params: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+
+
+def _rate_error(rates: list[dict], gamma: float, omega: float, key: str) -> float:
+    ref = gamma if key == "gamma" else omega
+    scale = abs(ref) if ref else 1.0
+    return float(np.mean([abs(r[key] - ref) for r in rates]) / scale * 100)
+
+
+def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic_rates,
+           gamma_th: float, omega_th: float) -> dict:
+    """One model's figures of merit on the examples (see the module docstring)."""
+    t0 = time.perf_counter()
+    qT, pT = model.sample(config.final_time, (q0, p0))
+    seconds = time.perf_counter() - t0
+    traj = model.sample(grid, (q0, p0))
+    diag = diagnostics_of_states(traj.t, traj.q, traj.p, config)
+    rates = [_rate(diag, i) for i in range(q0.shape[0])]
+    with torch.no_grad():
+        nll = float(-model.log_prob(pic.q[-1], pic.p[-1], f0, t=config.final_time).mean())
+    w1 = (wasserstein_1d(qT, pic.q[-1]).mean().item(), wasserstein_1d(pT, pic.p[-1]).mean().item())
+    return {
+        "w1": list(w1), "w1_pct_identity": [100 * w1[0] / identity[0], 100 * w1[1] / identity[1]],
+        "rates": rates,
+        "gamma_error_vs_theory_pct": _rate_error(rates, gamma_th, omega_th, "gamma"),
+        "omega_error_vs_theory_pct": _rate_error(rates, gamma_th, omega_th, "omega"),
+        "gamma_error_vs_pic_pct": _errors(rates, pic_rates, abs(gamma_th) or 1.0, "gamma"),
+        "omega_error_vs_pic_pct": _errors(rates, pic_rates, abs(omega_th) or 1.0, "omega"),
+        "nll": nll, "nll_gap": nll - truth, "a": model.a.item(), "sample_seconds": seconds,
+        "training": getattr(model, "training_info", None),
+    }
+
+
+def _figures(out: Path, name: str, model, q0, p0, pic, grid, config, gamma_th: float) -> None:
+    traj = model.sample(grid, (q0[:1], p0[:1]))
+    diag = diagnostics_of_states(traj.t, traj.q, traj.p, config)
+    fig = plot_problem_modes(pic.diagnostics.t, pic.diagnostics.modes[:, 0, 1], traj.t,
+                             diag.modes[:, 0, 1], gamma_th, title=f"{name}: |E_1|, example 0")
+    save_figure(fig, out / f"{_slug(name)}_modes.png")
+    picks = [len(grid) // 3, 2 * len(grid) // 3, len(grid) - 1]
+    snaps_t = [grid[i] for i in picks]
+    step = [int(round(t / config.dt)) for t in snaps_t]
+    pic_full = simulate((q0[:1], p0[:1]), config.replace(save_every=1))
+    for who, pairs in (("pic", [(pic_full.q[s, 0], pic_full.p[s, 0]) for s in step]),
+                       ("model", [(traj.q[i, 0], traj.p[i, 0]) for i in picks])):
+        fig = plot_phase_space_density(snaps_t, pairs, config.box_length, perturbation=True, bins=64,
+                                       title=f"{'PIC' if who == 'pic' else name}: f - <f>_x")
+        save_figure(fig, out / f"{_slug(name)}_phase_space_{who}.png")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(name).stem)
+
+
+def problem_report(results: dict) -> str:
+    """report.md of ``evaluate_problem_models``' results."""
+    th, pic = results["theory"], results["pic"]
+    lines = [f"# {results['problem']['name']}: surrogates against PIC and linear theory", "",
+             f"Data: `{results['data']}`, {results['examples']} test examples, T = {results['T']:g}. "
+             f"Theory: gamma = {th['gamma']:.4f}, omega = {th['omega']:.4f}. PIC's own fits: "
+             f"gamma {pic['gamma_error_pct']:.1f} %, omega {pic['omega_error_pct']:.1f} % from theory "
+             f"({pic['seconds']:.2f} s for the examples). Truth NLL {results['truth_nll']:.2f}.", "",
+             "| model | W1 q / v at T, % of identity | gamma err vs PIC / theory % | omega err vs PIC / "
+             "theory % | NLL gap | a | sample T, s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in results["models"].items():
+        lines.append(f"| {name} | {m['w1_pct_identity'][0]:.2f} / {m['w1_pct_identity'][1]:.2f} | "
+                     f"{m['gamma_error_vs_pic_pct']:.1f} / {m['gamma_error_vs_theory_pct']:.1f} | "
+                     f"{m['omega_error_vs_pic_pct']:.1f} / {m['omega_error_vs_theory_pct']:.1f} | "
+                     f"{m['nll_gap']:.2f} | {m['a']:.4f} | {m['sample_seconds']:.3f} |")
+        slug = _slug(name)
+        lines += ["", f"![{name} modes]({slug}_modes.png)", "",
+                  f"![PIC phase space]({slug}_phase_space_pic.png) "
+                  f"![{name} phase space]({slug}_phase_space_model.png)", ""]
+    return "\n".join(lines) + "\n"
