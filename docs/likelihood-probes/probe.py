@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import fastvp
+from fastvp.problems.paper import PaperInitial
 from fastvp.surrogate.train import nll
 
 ap = argparse.ArgumentParser()
@@ -41,6 +42,8 @@ ap.add_argument("--lr-phi0", type=float, default=1.0)   # lr factor of phi.0 (w1
 ap.add_argument("--start", default=None)  # continue from a saved model
 # data-dependent normalisation of s and r (ActNorm-style)
 ap.add_argument("--ddinit", action="store_true")
+# a fresh train set of the same size, simulated by PIC, at each pass over the data
+ap.add_argument("--fresh", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dt = getattr(torch, a.dtype)
@@ -62,8 +65,8 @@ vq0, vp0 = tens(va.q(0)[:NV]), tens(va.p(0)[:NV])
 vqT, vpT, vcond = tens(va.q(S)[:NV]), tens(va.p(S)[:NV]), tens(va.cond[:NV])
 idw_q = fastvp.wasserstein_1d(vq0, vqT).mean().item()
 idw_p = fastvp.wasserstein_1d(vp0, vpT).mean().item()
-mu_q = ds.config.mu_q
-mu_p = ds.config.mu_p
+mu_q = PaperInitial.of(ds.config).centre(ds.config)
+mu_p = PaperInitial.of(ds.config).mu_p
 
 torch.manual_seed(a.seed)
 model = (fastvp.Surrogate.load(a.start) if a.start else fastvp.Surrogate(ds.config)).to(dtype=dt)
@@ -206,6 +209,11 @@ while t_train < a.budget:
         last_eval = t_train
     t0 = time.perf_counter()
     if pos + a.batch > n:
+        if a.fresh:
+            fresh = fastvp.initial_conditions(n, ds.config, seed=1000 + step // max(1, n // a.batch))
+            final = fastvp.simulate(fresh, ds.config)
+            qT, pT = final.q[-1].to(dt), final.p[-1].to(dt)
+            cond = torch.stack([fresh.sigma_q, fresh.sigma_p], dim=1).to(dt)
         order = torch.randperm(n, generator=g)
         pos = 0
     idx = order[pos : pos + a.batch]
