@@ -43,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{json.dumps(model.history[model.kept_epoch - 1])}")
     if args.no_install:
         return 0
-    model.training_info = {**model.training_info, "a_learned": True,
-                           "script": f"scripts/train_paper_1d.py {args.data} {args.out} "
-                                     f"--name {args.name}"}
-    model.save(WEIGHTS / args.name)
-    atomic_write_text(WEIGHTS / f"{args.name}.history.json", json.dumps(model.history, indent=1) + "\n")
-    print(f"installed {WEIGHTS / args.name}.safetensors (+ .json, .history.json)")
+    install(model, args.name, f"scripts/train_paper_1d.py {args.data} {args.out} --name {args.name}")
     return 0
+
+
+def install(model: fastvp.Surrogate, name: str, script: str) -> None:
+    """Write `model` as the bundled NAME (.safetensors + .json, its training entry naming
+    `script`) and its per-epoch history as NAME.history.json."""
+    model.training_info = {**model.training_info, "a_learned": True, "script": script}
+    model.save(WEIGHTS / name)
+    atomic_write_text(WEIGHTS / f"{name}.history.json", json.dumps(model.history, indent=1) + "\n")
+    print(f"installed {WEIGHTS / name}.safetensors (+ .json, .history.json)")
 
 
 if __name__ == "__main__":

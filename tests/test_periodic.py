@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -148,3 +149,30 @@ def test_bundled_landau_1d_damps_like_pic_on_unseen_quiet_starts():
     theory = prob.theory()
     assert abs(ours.gamma - ref.gamma) < 0.03 * abs(theory.gamma), (ours, ref)
     assert abs(ours.omega - ref.omega) < 0.01 * theory.omega, (ours, ref)
+
+
+def test_evaluate_writes_the_problem_report_with_rates_nll_gap_and_figures(tmp_path, capsys):
+    from fastvp.cli import main
+
+    prob = fastvp.problems.landau(k=0.5, alpha=0.05, particles=1024, cells=32, dt=0.1, steps=40,
+                                  save_every=40)
+    data = tmp_path / "d"
+    fastvp.generate_dataset(data, 10, problem=prob, progress=False)
+    model = fastvp.Surrogate(prob.config, steps=20, hidden=8, potential="fourier", modes=4,
+                             problem={"name": "landau", "params": dict(prob.params)}).double()
+    with torch.no_grad():
+        model.V_net.quadratic.copy_(field_energy_theta(prob.config.box_length, 4, prob.config.cells))
+        model.V_net.rho[2].weight.zero_()
+    model.save(tmp_path / "m")
+    out = tmp_path / "rep"
+    assert main(["evaluate", "--model", str(tmp_path / "m.safetensors"), "--data", str(data),
+                 "--out", str(out), "--examples", "2", "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "quiet-start examples of landau" in said and "NLL gap" in said
+    results = json.loads((out / "results.json").read_text())
+    (name, scores), = results["models"].items()
+    assert abs(scores["nll_gap"]) < 2.0 and len(scores["rates"]) == 2
+    assert {"gamma", "omega", "reliable"} <= set(scores["rates"][0])
+    for suffix in ("modes", "phase_space_pic", "phase_space_model"):
+        assert (out / f"m_{suffix}.png").stat().st_size > 1000
+    assert "| m |" in (out / "report.md").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from ..backend import resolve_dtype
 from ..data import load_dataset
@@ -53,9 +54,13 @@ def run(args: argparse.Namespace) -> int:
     check_out(args.out)  # before any model is sampled
     torch.manual_seed(0 if args.seed is None else args.seed)
     problem = load_dataset(args.data).problem
-    if problem is not None and problem["name"] != "paper" and args.model and args.baseline is None and all(
-            model_kind(m) == "pde-nhf" and Surrogate.load(m).problem_entry for m in args.model):
-        return _run_problem(args, problem["name"])
+    nhf = [m for m in args.model or [] if model_kind(m) == "pde-nhf"]
+    if problem is not None and problem["name"] != "paper" and nhf and all(
+            Surrogate.load(m).problem_entry for m in nhf):
+        baselines = [m for m in args.model if m not in nhf] + ([args.baseline] if args.baseline else [])
+        if len(baselines) > 1:
+            raise ValueError(f"at most one baseline can be evaluated, got {baselines}")
+        return _run_problem(args, problem["name"], nhf, baselines[0] if baselines else None)
     t0 = time.perf_counter()
     r = evaluate_models(args.model, args.data, args.out, baseline=args.baseline,
                         steps_list=args.steps, n_examples=args.examples, device=args.device,
@@ -76,21 +81,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_problem(args: argparse.Namespace, name: str) -> int:
+def _run_problem(args: argparse.Namespace, name: str, specs: list[str], baseline) -> int:
     """Surrogates of a plasma problem: rates, W1, NLL gap and figures on quiet starts."""
-    models = [Surrogate.load(m) for m in args.model]
-    for spec, model in zip(args.model, models):
+    models = [Surrogate.load(m) for m in specs]
+    for spec, model in zip(specs, models):
         if model.problem.name != name:
             raise ValueError(f"--model {spec} stands for the {model.problem.name!r} problem, the "
                              f"data for {name!r}")
-        model.name = spec
+        model.name = Path(spec).stem if Path(spec).exists() else spec
     t0 = time.perf_counter()
-    r = evaluate_problem_models(models, args.data, args.out, examples=args.examples or 8)
+    r = evaluate_problem_models(models, args.data, args.out, examples=args.examples or 8,
+                                baseline=baseline)
     print(f"evaluated {r['examples']} quiet-start examples of {name} in {time.perf_counter() - t0:.1f} s "
           f"(theory gamma {r['theory']['gamma']:.4f}, omega {r['theory']['omega']:.4f})")
     for spec, m in r["models"].items():
         print(f"  {spec}: gamma {m['gamma_error_vs_pic_pct']:.1f} % from PIC's, omega "
               f"{m['omega_error_vs_pic_pct']:.1f} %; W1 at T {m['w1_pct_identity'][0]:.2f} % / "
               f"{m['w1_pct_identity'][1]:.2f} % of identity; NLL gap {m['nll_gap']:.2f}")
+    if "baseline" in r:
+        b = r["baseline"]["w1_pct_identity"]
+        print(f"  the paper's baseline: W1 at T {b[0]:.2f} % / {b[1]:.2f} % of identity")
     print(f"report: {args.out}/report.md")
     return 0

@@ -35,6 +35,7 @@ from ..plots import save_figure
 from ..problems.figures import plot_phase_space_density
 from ..problems.fit import FitWarning, fit_rate
 from ..problems.registry import PROBLEMS
+from ..surrogate.baseline import Baseline
 from ..surrogate.model import Surrogate
 from .figures import plot_problem_modes
 
@@ -65,7 +66,8 @@ def quiet_examples(problem, examples: int, seed: int = 0, dtype=torch.float64):
 
 
 def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 60,
-                            dtype: torch.dtype = torch.float64, quiet: bool = True) -> dict:
+                            dtype: torch.dtype = torch.float64, quiet: bool = True,
+                            baseline=None) -> dict:
     """Score surrogates of one problem on its dataset's test split; write out/report.md.
 
     Args:
@@ -78,6 +80,8 @@ def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 6
         quiet: score quiet starts shifted by random offsets (``quiet_examples``: the mode
             stands far above the particle noise, so rates can be fitted); False: the test
             split's own (random) examples.
+        baseline: the paper's baseline (a model file or a Baseline) trained on the problem:
+            its W1 at T and time beside the surrogates' (it predicts T only: no rates).
 
     Returns:
         The results (also written to out/results.json).
@@ -111,6 +115,8 @@ def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 6
                        "gamma_error_pct": _rate_error(pic_rates, gamma_th, omega_th, "gamma"),
                        "omega_error_pct": _rate_error(pic_rates, gamma_th, omega_th, "omega")},
                "truth_nll": truth, "identity_w1": list(identity), "models": {}}
+    if baseline is not None:
+        results["baseline"] = _score_baseline(baseline, q0, p0, pic, identity)
     grid = [T * j / times for j in range(times + 1)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +170,18 @@ def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic
     }
 
 
+def _score_baseline(baseline, q0, p0, pic, identity) -> dict:
+    """W1 at T of the baseline's sorted prediction against PIC, and its time."""
+    model = baseline if isinstance(baseline, Baseline) else Baseline.load(baseline)
+    t0 = time.perf_counter()
+    qT, pT = model.predict((q0, p0))
+    seconds = time.perf_counter() - t0
+    w1 = (wasserstein_1d(qT.to(q0), pic.q[-1]).mean().item(),
+          wasserstein_1d(pT.to(p0), pic.p[-1]).mean().item())
+    return {"w1": list(w1), "w1_pct_identity": [100 * w1[0] / identity[0], 100 * w1[1] / identity[1]],
+            "sample_seconds": seconds, "training": getattr(model, "training_info", None)}
+
+
 def _figures(out: Path, name: str, model, q0, p0, pic, grid, config, gamma_th: float) -> None:
     traj = model.sample(grid, (q0[:1], p0[:1]))
     diag = diagnostics_of_states(traj.t, traj.q, traj.p, config)
@@ -189,7 +207,9 @@ def problem_report(results: dict) -> str:
     """report.md of ``evaluate_problem_models``' results."""
     th, pic = results["theory"], results["pic"]
     lines = [f"# {results['problem']['name']}: surrogates against PIC and linear theory", "",
-             f"Data: `{results['data']}`, {results['examples']} test examples, T = {results['T']:g}. "
+             f"Data: `{results['data']}`, {results['examples']} "
+             f"{'quiet-start examples (random offsets)' if results.get('quiet') else 'test examples'}, "
+             f"T = {results['T']:g}. "
              f"Theory: gamma = {th['gamma']:.4f}, omega = {th['omega']:.4f}. PIC's own fits: "
              f"gamma {pic['gamma_error_pct']:.1f} %, omega {pic['omega_error_pct']:.1f} % from theory "
              f"({pic['seconds']:.2f} s for the examples). Truth NLL {results['truth_nll']:.2f}.", "",
@@ -200,6 +220,12 @@ def problem_report(results: dict) -> str:
                      f"{m['gamma_error_vs_pic_pct']:.1f} / {m['gamma_error_vs_theory_pct']:.1f} | "
                      f"{m['omega_error_vs_pic_pct']:.1f} / {m['omega_error_vs_theory_pct']:.1f} | "
                      f"{m['nll_gap']:.2f} | {m['a']:.4f} | {m['sample_seconds']:.3f} |")
+    if "baseline" in results:
+        b = results["baseline"]
+        lines.append(f"| the paper's baseline (T only) | {b['w1_pct_identity'][0]:.2f} / "
+                     f"{b['w1_pct_identity'][1]:.2f} | - | - | - | - | {b['sample_seconds']:.3f} |")
+    lines.append("| identity (t = 0 against T) | 100 / 100 | - | - | - | - | 0 |")
+    for name in results["models"]:
         slug = _slug(name)
         lines += ["", f"![{name} modes]({slug}_modes.png)", "",
                   f"![PIC phase space]({slug}_phase_space_pic.png) "
