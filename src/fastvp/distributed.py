@@ -81,7 +81,6 @@ def device(device=None) -> torch.device:
     None: cuda:LOCAL_RANK when CUDA is available, else cpu. A bare "cuda" also becomes
     cuda:LOCAL_RANK (one GPU per process); an explicit index or "cpu" is kept.
     """
-
     if device is None and not torch.cuda.is_available():
         return torch.device("cpu")
     dev = resolve_device("cuda" if device is None else device)
@@ -154,7 +153,6 @@ def data_parallel(distributed: bool | None, requested=None):
     left at the end if it was made here; dev is this rank's device (``device(requested)``).
     When false: dev is ``resolve_device(requested)``. parallel: distributed over > 1 rank.
     """
-
     check_distributed(distributed)
     if distributed is None:
         distributed = is_initialized() or launched()

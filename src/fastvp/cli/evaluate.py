@@ -7,6 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
+
 from ..backend import resolve_dtype
 from ..data import load_dataset
 from ..evaluation import evaluate_models
@@ -46,9 +48,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-
     if not args.model and args.baseline is None:
         raise ValueError("--model or --baseline is needed: the model(s) to evaluate")
     check_out(args.out)  # before any model is sampled

@@ -12,6 +12,8 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..backend import resolve_device, resolve_dtype
 from ..config import PICConfig
 from ..files import atomic_write
@@ -50,7 +52,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _baseline_config(model):
     """The PIC config a baseline was trained for (its file's training entry, if any)."""
-
     info = getattr(model, "training_info", None) or {}
     if "config" in info:
         return PICConfig.from_dict(info["config"])
@@ -77,9 +78,6 @@ def _run_baseline(model, args: argparse.Namespace, batch):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-
     _check_args(args)  # before the model is read and anything sampled
     model = read_model(args.model)
     is_baseline = isinstance(model, Baseline)

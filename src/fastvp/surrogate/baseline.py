@@ -327,7 +327,6 @@ def train_baseline(dataset, config: BaselineConfig | None = None, out=None,
     Returns the model of the epoch with the lowest validation W1, on `config.device` in
     `config.dtype`.
     """
-
     config = config or BaselineConfig()
     if not isinstance(config, BaselineConfig):
         raise ValueError(f"config must be a fastvp BaselineConfig, got {type(config).__name__}")
