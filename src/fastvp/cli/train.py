@@ -22,6 +22,8 @@ LOOP_FLAGS = flags("epochs", "batch_size", "lr", "warmup", "schedule", "min_lr_r
 NHF_FLAGS = flags("steps", "hidden", "curriculum_steps", "curriculum_fraction", "init_scale",
                   "lr_pool", "lr_phi0", "method", "val_examples", "val_w1_examples", "snapshots",
                   "potential", "modes")
+#: --recipe: the configs' defaults.
+RECIPES = {"fastvp": TrainConfig, "paper": TrainConfig.paper, "quick": TrainConfig.quick}
 #: Flags whose 0 means "none" (the config's None).
 ZERO_IS_NONE = ("curriculum_steps", "val_examples")
 
@@ -37,9 +39,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="run folder: checkpoint.pt, model.safetensors (the kept epoch), history.json")
     p.add_argument("--model", default="pde-nhf", choices=["pde-nhf", "baseline"],
                    help="what to train: the PDE-NHF surrogate or the paper's MLP baseline")
-    p.add_argument("--recipe", default="fastvp", choices=["fastvp", "paper"],
-                   help="the defaults: fastvp's recipe (TrainConfig()) or the paper's "
-                   "(TrainConfig.paper(): float64, constant lr 3e-4, 200 epochs)")
+    p.add_argument("--recipe", default="fastvp", choices=list(RECIPES),
+                   help="the defaults: fastvp's recipe (TrainConfig()), the paper's "
+                   "(TrainConfig.paper(): float64, constant lr 3e-4, 200 epochs) or quick "
+                   "(TrainConfig.quick(): fastvp's in 30 epochs, a few minutes on one CPU core)")
     add_flags(p, LOOP_FLAGS, TrainConfig())
     add_flags(p, NHF_FLAGS, TrainConfig())
     p.add_argument("--init", default="random", metavar="random|field-energy|PATH",
@@ -123,7 +126,7 @@ def _pretrain(args: argparse.Namespace, ds, start) -> None:
 def _run_nhf(args: argparse.Namespace) -> int:
     from ..surrogate.train import migrate, train
 
-    base = TrainConfig.paper() if args.recipe == "paper" else TrainConfig()
+    base = RECIPES[args.recipe]()
     config = _settings(args, LOOP_FLAGS + NHF_FLAGS, TrainConfig, base, migrate)
     if args.compile:
         config = config.replace(method="compiled")

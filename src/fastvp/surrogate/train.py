@@ -45,7 +45,8 @@ RESUMABLE = ("epochs", "device", "max_bad_steps", "checkpoint_every", "val_examp
 @dataclass
 class TrainConfig(LoopConfig):
     """Settings of ``train``. ``TrainConfig()`` is fastvp's recipe, ``TrainConfig.paper()``
-    the paper's (float64, Adam at a constant 3e-4, batch 128, 200 epochs, K = 25).
+    the paper's (float64, Adam at a constant 3e-4, batch 128, 200 epochs, K = 25),
+    ``TrainConfig.quick()`` fastvp's shortened to minutes on one CPU core.
 
     The loop's settings are ``loop.LoopConfig``'s (only their defaults change here); each
     field's help is its ``metadata["help"]``. A curriculum trains with K = curriculum_steps
@@ -117,6 +118,14 @@ class TrainConfig(LoopConfig):
                              warmup=0, schedule="constant", min_lr_ratio=0.0, clip=None,
                              curriculum_steps=None, curriculum_fraction=0.0, init="random",
                              init_scale=1.0, lr_pool=1.0, lr_phi0=1.0), **changes})
+
+    @classmethod
+    def quick(cls, **changes) -> TrainConfig:
+        """fastvp's recipe cut to minutes on one CPU core: 30 epochs (K = 5 for the first 85 %
+        of the steps, then 25), a 20-step warm-up, validation on 64 (NLL) and 128 (W1)
+        examples. On 4096 paper examples, one thread: under 3 min, and 5 to 6.5 % / 4.5 % of the
+        identity W1 at T (positions / momenta) on unseen examples (README "Training")."""
+        return cls(**{**dict(epochs=30, warmup=20, val_examples=64, val_w1_examples=128), **changes})
 
     def leapfrog_steps(self, step: int, total: int) -> int:
         """K at optimiser step `step` of `total` (the curriculum, then `steps`)."""
@@ -423,7 +432,6 @@ def train(dataset, config: TrainConfig | None = None, out=None, *, resume: bool 
         >>> model.kept_epoch, model.training_info["objective"]
         (1, 'likelihood')
     """
-
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a fastvp.TrainConfig, got {type(config).__name__}")
