@@ -83,3 +83,16 @@ def test_field_energy_model_loads_and_matches_pic_on_unseen_examples():
     q, p = w1_pct(model, fastvp.initial_conditions(32, seed=12345))
     # measured on the 6384-example test split: 0.75 % and 0.71 % of the identity (README)
     assert q < 1.5 and p < 1.5, (q, p)
+
+
+@pytest.mark.parametrize("name", ("landau-1d", "two-stream-1d"))
+def test_problem_models_were_learned_by_likelihood_at_t_equal_t_only(name):
+    model = fastvp.Surrogate.load(name)
+    info, rows = model.training_info, history(name)
+    T = model.problem.config.final_time
+    assert model.periodic and info["potential"] == "fourier" and info["objective"] == "likelihood"
+    assert info["supervised_times"] == [T] and info["a_learned"] and "random" in info["init"]
+    assert len(rows) == info["epochs"] and rows[info["kept_epoch"] - 1]["kept"] == info["kept_epoch"]
+    assert rows[-1]["elapsed"] / 3600 == pytest.approx(info["wall_hours"], rel=0.05)
+    assert json.loads((resources.files("fastvp") / "weights" / f"{name}.json").read_text())[
+        "problem"]["name"] == model.problem.name
