@@ -111,3 +111,16 @@ def test_memory_stays_bounded_by_the_chunk_not_the_dataset(tmp_path):
     small = peak_rss_mb(tmp_path / "small", 1024)
     large = peak_rss_mb(tmp_path / "large", 16 * 1024)
     assert large - small < 100, (small, large)
+
+
+def test_a_corrupted_npy_header_is_refused_naming_the_file(tmp_path):
+    """numpy's header parser raises tokenize.TokenError (not a ValueError) on a header whose
+    closing brace is gone: found by test_fuzz; load_dataset names the file instead."""
+    out = tmp_path / "d"
+    fastvp.generate_dataset(out, 4, config=fastvp.PICConfig(n_particles=8), progress=False)
+    raw = bytearray((out / "Q00.npy").read_bytes())
+    brace = raw.index(b"}")
+    raw[brace:brace + 1] = b" "
+    (out / "Q00.npy").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="unreadable array Q00.npy"):
+        fastvp.load_dataset(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,18 +330,25 @@ def _snapshot_steps(path: Path, metadata: dict, config: PICConfig) -> tuple[list
     return steps, width
 
 
+def _open_npy(path: Path, name: str) -> np.ndarray:
+    """The array `name` of a folder, memory-mapped; ValueError naming it if it is not a
+    complete .npy file (numpy's header parser can also raise SyntaxError or TokenError on a
+    corrupted header)."""
+    try:
+        return np.load(path / name, mmap_mode="r")
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
+        raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
+                         "not a complete .npy file (truncated, or another format)") from exc
+
+
 def _check_diagnostics(path: Path, recorded: dict[str, tuple[int, ...]], n: int) -> None:
     """Each diagnostics file of a folder (`recorded`: {name: row shape}) is a readable
     float64 array of n rows of its shape."""
     for name, row in recorded.items():
-        try:
-            array = np.load(path / name, mmap_mode="r")
-        except FileNotFoundError as exc:
+        if not (path / name).exists():
             raise ValueError(f"dataset folder {str(path)!r} is missing {[name]} (its metadata "
-                             "lists the diagnostics)") from exc
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
-                             "not a complete .npy file (truncated, or another format)") from exc
+                             "lists the diagnostics)")
+        array = _open_npy(path, name)
         if array.shape != (n, *row) or array.dtype != np.float64:
             raise ValueError(f"{name} in {str(path)!r} must be float64 of shape {(n, *row)}, got "
                              f"{array.dtype} {array.shape}")
@@ -352,11 +360,7 @@ def _check_arrays(path: Path, snapshots: list[str], extras: dict[str, int]) -> t
     has n rows of its number of columns."""
     arrays = {}
     for name in snapshots + list(extras):
-        try:
-            arrays[name] = np.load(path / name, mmap_mode="r")
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"dataset folder {str(path)!r} holds an unreadable array {name}: "
-                             "not a complete .npy file (truncated, or another format)") from exc
+        arrays[name] = _open_npy(path, name)
     dtypes = {k: str(a.dtype) for k, a in arrays.items() if a.dtype.kind != "f"}
     for name, columns in extras.items():
         if arrays[name].ndim != 2 or arrays[name].shape[1] != columns:

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import time
+import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def _npy_offset(path: Path, shape: tuple[int, ...]) -> int:
                 got, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
             else:
                 got, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        except ValueError as exc:
+        except (ValueError, SyntaxError, tokenize.TokenError) as exc:  # a corrupted header
             raise ValueError(f"{path.name} is not a .npy file: {exc}") from exc
         offset = fh.tell()
     if got != shape or fortran or dtype != np.dtype("<f8"):
