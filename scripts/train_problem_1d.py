@@ -32,9 +32,12 @@ from fastvp.surrogate.train import initial_model
 #: leaves a pulled-back state in another basin), landau's is not.
 RESTARTS = {"two-stream-1d": 16}
 
-#: A second likelihood stage from the first stage's kept model: name -> the recipe's changes.
-SECOND_STAGE = {"two-stream-1d": dict(epochs=12, lr=2e-3, warmup=10, curriculum_steps=None,
-                                     curriculum_fraction=0.85)}  # no curriculum: the fraction is moot
+#: Further likelihood stages, each from the previous stage's kept model: name -> the
+#: recipe's changes, per stage (no curriculum in them: the fraction is moot).
+LATER_STAGES = {"two-stream-1d": [
+    dict(epochs=12, lr=2e-3, warmup=10, curriculum_steps=None, curriculum_fraction=0.85),
+    dict(epochs=12, lr=1e-3, warmup=10, curriculum_steps=None, curriculum_fraction=0.85),
+]}
 
 #: name -> (the problem, dataset examples, the training recipe)
 RECIPES = {
@@ -97,33 +100,30 @@ def random_restarts(data: Path, config: fastvp.TrainConfig, draws: int, examples
     return best[0], {"draws": draws, "examples": n, "scores": scores}
 
 
-def second_stage(first: fastvp.Surrogate, data: Path, config: fastvp.TrainConfig,
-                 out: Path) -> fastvp.Surrogate:
-    """Train on by likelihood from the first stage's kept model (a run folder of its own,
-    resumable); the result's history holds both stages' epochs, numbered on, and its
-    training entry both stages' recipes, epochs and wall time."""
+def later_stage(first: fastvp.Surrogate, data: Path, config: fastvp.TrainConfig, out: Path,
+                stage: int) -> fastvp.Surrogate:
+    """Train on by likelihood from the previous stage's kept model (a run folder of its own,
+    resumable); the result's history holds every stage's epochs, numbered on, and its
+    training entry every stage's recipe, epochs and wall time."""
     model = fastvp.train(data, config, out=out, resume=(out / "checkpoint.pt").exists(), model=first)
     one, two = first.training_info, model.training_info
     offset_epochs, offset_time = len(first.history), first.history[-1]["elapsed"]
     rows = [dict(r) for r in first.history]
     for r in model.history:
         rows.append({**r, "epoch": r["epoch"] + offset_epochs, "elapsed": r["elapsed"] + offset_time,
-                     "kept": r["kept"] + offset_epochs, "stage": 2})
+                     "kept": r["kept"] + offset_epochs, "stage": stage})
     model.history = rows
     model.kept_epoch = model.kept_epoch + offset_epochs
+    keys = ("recipe", "epochs", "kept_epoch", "wall_hours")
+    stages = one.get("stages", [{k: one[k] for k in keys}]) + [{k: two[k] for k in keys}]
+    words = (f"stage {stage}: lr {config.lr:g}, {config.warmup}-step warm-up, no curriculum "
+             f"(K = {config.steps}), {config.epochs} epochs")
     model.training_info = {
-        **two, "init": one["init"] + f"; then a second likelihood stage from that model: "
-                                     f"{json.dumps(SECOND_STAGE_TEXT)}",
+        **two, "init": one["init"] + f"; then {words}, from that model",
         "epochs": len(rows), "kept_epoch": model.kept_epoch,
-        "wall_hours": one["wall_hours"] + two["wall_hours"],
-        "stages": [{k: one[k] for k in ("recipe", "epochs", "kept_epoch", "wall_hours")},
-                   {k: two[k] for k in ("recipe", "epochs", "kept_epoch", "wall_hours")}],
+        "wall_hours": one["wall_hours"] + two["wall_hours"], "stages": stages,
         **({"restarts": one["restarts"]} if "restarts" in one else {})}
     return model
-
-
-#: How the second stage differs from the first, in words for the model's JSON.
-SECOND_STAGE_TEXT = "lr 2e-3, 10-step warm-up, no curriculum (K = 150), 12 epochs"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             f"random restarts: {search['draws']} seeded random models with theta_m = u ~ U(0, 2) "
             f"shared by the modes, the best by the likelihood of {search['examples']} train "
             "examples (t = T snapshots), then trained by likelihood"), "restarts": search}
-    if args.name in SECOND_STAGE:
-        model = second_stage(model, data, config.replace(**SECOND_STAGE[args.name]),
-                             Path(args.runs) / f"{args.name}-stage2")
+    for i, changes in enumerate(LATER_STAGES.get(args.name, []), start=2):
+        model = later_stage(model, data, config.replace(**changes),
+                            Path(args.runs) / f"{args.name}-stage{i}", i)
     print(f"kept epoch {model.kept_epoch} of {len(model.history)} "
           f"({time.perf_counter() - t0:.0f} s this session): "
           f"{json.dumps(model.history[model.kept_epoch - 1])}")
