@@ -101,6 +101,11 @@ class InitialDistribution:
             raise ValueError(f"q must hold {self.n_particles} particles per example, got {q.shape[1]}")
         return self._log_prob(q, p)
 
+    def log_density(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``log_prob`` without the argument checks (no host sync): for states a flow has
+        pulled back inside training, where a non-finite value must reach the loop's guard."""
+        return self._log_prob(q, p)
+
     def subset(self, index) -> InitialDistribution:
         """f0 of the examples `index` (an index array or tensor into the per-example
         parameters); shared parameters stay shared."""

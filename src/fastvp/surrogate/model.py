@@ -307,7 +307,7 @@ class Surrogate(ModelFiles, nn.Module):
         check_particles(q, p)
         f0 = _initial_density(batch, q.shape[0], None if self.problem_entry is None else self.problem)
         q0, p0 = self.pullback(q, p, t, steps)
-        return f0.log_prob(q0, p0)
+        return f0.log_density(q0, p0)
 
 
 def _initial_density(batch, n_examples: int, problem: Problem | None) -> InitialDistribution:

@@ -176,7 +176,7 @@ class _Data:
         """NLL [b] of the examples idx from snapshot k."""
         if self.f0 is not None:
             q0, p0 = model.pullback(self.q[k][idx], self.p[k][idx], self.times[k], method=method)
-            return -self.f0.subset(_indices(idx, self.n)).log_prob(q0, p0)
+            return -self.f0.subset(_indices(idx, self.n)).log_density(q0, p0)
         return nll(model, self.q[k][idx], self.p[k][idx], self.mu_q[idx], self.sigma_q[idx],
                    self.mu_p[idx], self.sigma_p[idx], self.times[k], method)
 
