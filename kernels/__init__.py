@@ -9,6 +9,9 @@ kernel family with its launchers:
                       (twin: ``fastvp.surrogate.flow`` with ``fastvp.surrogate.potential``)
     deepset_train     the training gradient: dV/dq and its hand-derived backward
                       (twin: ``fastvp.surrogate.potential.closed_form_grad``)
+    fourier_leapfrog  the fused sampler of the periodic potential: K leapfrog steps on the
+                      Fourier-feature gradient, positions wrapped into [0, L) (twin:
+                      ``fastvp.surrogate.flow.leapfrog`` with ``periodic_grad_nograd``)
 
 ``deepset_common`` holds the Deep Set helpers the two Deep Set families share (the
 per-example softplus and sigma passes, tile sizes, argument checks); it has no kernel.

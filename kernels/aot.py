@@ -34,7 +34,7 @@ import sys
 import tempfile
 from collections import Counter
 
-from . import cic, deepset_leapfrog, deepset_train
+from . import cic, deepset_leapfrog, deepset_train, fourier_leapfrog
 from .aot_spec import DTYPES, AotSpec, pointer, signature_of  # noqa: F401
 
 #: Sizes compiled by default: the paper's (N particles, H hidden units, Nx cells), and
@@ -215,7 +215,7 @@ def loop_tree(instructions) -> list[dict]:
 def kernel_families() -> list:
     """The kernel modules of fastvp, each with its ``aot_specs(dtype, sizes)``."""
 
-    return [cic, deepset_leapfrog, deepset_train]
+    return [cic, deepset_leapfrog, deepset_train, fourier_leapfrog]
 
 
 def all_specs(dtype: str, sizes: dict) -> list[AotSpec]:

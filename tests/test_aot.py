@@ -13,7 +13,14 @@ import pytest
 
 pytest.importorskip("triton")  # the kernels' compiler: optional ([test], [cuda] extras)
 
-from fastvp.kernels import aot, aot_report, cic, deepset_leapfrog, deepset_train  # noqa: E402
+from fastvp.kernels import (  # noqa: E402
+    aot,
+    aot_report,
+    cic,
+    deepset_leapfrog,
+    deepset_train,
+    fourier_leapfrog,
+)
 
 ARCHS = ("sm_80", "sm_90")
 KEYS = {"kernel", "dtype", "arch", "sizes", "registers", "spill_stores", "spill_loads", "shared",
@@ -42,7 +49,7 @@ def test_every_kernel_of_every_family_has_a_spec():
             specs = module.aot_specs(dtype, aot.SIZES["paper"])
             assert {_name(s.fn) for s in specs} == _kernel_functions(module), module.__name__
     assert {m.__name__ for m in aot.kernel_families()} == {
-        cic.__name__, deepset_leapfrog.__name__, deepset_train.__name__}
+        cic.__name__, deepset_leapfrog.__name__, deepset_train.__name__, fourier_leapfrog.__name__}
 
 
 def _name(fn) -> str:

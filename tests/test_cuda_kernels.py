@@ -8,6 +8,7 @@ interpreter (a dry run of the GPU check, small sizes only).
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -17,6 +18,7 @@ import fastvp
 from fastvp.pic import deposit as ref
 from fastvp.pic.poisson import electric_field
 from fastvp.surrogate.flow import leapfrog
+from fastvp.surrogate.periodic import FourierSet, periodic_grad_nograd
 from fastvp.surrogate.potential import SOFTPLUS_THRESHOLD, DeepSet, closed_form_grad
 
 DEVICE = os.environ.get("FASTVP_TEST_DEVICE", "cuda")
@@ -106,6 +108,58 @@ def test_fused_training_gradient_matches_torch_backward_on_gpu(dtype, n, hidden)
         fused, ref32 = rel_err(a, c), rel_err(b, c)
         assert fused <= 2 * ref32 + GRAD_TOL[dtype], (
             f"parameter {i}: fused float32 {fused:.2e} from float64, torch float32 {ref32:.2e}")
+
+
+def circle_err(a: torch.Tensor, b: torch.Tensor, length: float) -> float:
+    """Largest distance on the circle of length L between positions, over L (a particle
+    that lands within round-off of a wall may wrap on one side in one path, not the other)."""
+    d = torch.remainder(a.double() - b.double() + length / 2, length) - length / 2
+    return (d.abs().max() / length).item()
+
+
+def _fourier(hidden: int, modes: int, dtype: torch.dtype, length: float) -> FourierSet:
+    torch.manual_seed(0)
+    net = FourierSet(length, modes=modes, hidden=hidden)
+    with torch.no_grad():
+        net.quadratic.copy_(3.0 + torch.rand(modes))
+        if net.rho is not None:
+            net.rho[2].weight.mul_(20.0)
+    return net.to(device=DEVICE, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("n", [n for n, _ in SIZES])
+@pytest.mark.parametrize("modes,hidden", [(8, 0), (5, 32)], ids=["quadratic_only", "correction"])
+def test_fourier_sampler_matches_torch_leapfrog_on_gpu(dtype, n, modes, hidden):
+    """The periodic potential's fused sampler: particles cross the walls within the steps."""
+    from fastvp.kernels.fourier_leapfrog import fourier_leapfrog
+
+    length = 4 * math.pi
+    net = _fourier(hidden, modes, dtype, length)
+    g = torch.Generator(DEVICE).manual_seed(4)
+    q = length * torch.rand(EXAMPLES, n, device=DEVICE, dtype=dtype, generator=g)
+    p = 3.0 * torch.randn(EXAMPLES, n, device=DEVICE, dtype=dtype, generator=g)
+    with torch.no_grad():
+        got = fourier_leapfrog(q, p, net.weights(), 0.98, 0.1, 5, length)
+        want = leapfrog(q, p, lambda x: periodic_grad_nograd(x, net), 0.98, 0.1, 5, wrap=length)
+    assert torch.isfinite(got[0]).all() and torch.isfinite(got[1]).all()
+    assert got[0].min() >= 0 and got[0].max() <= length
+    assert circle_err(got[0], want[0], length) < TOL[dtype]
+    assert rel_err(got[1], want[1]) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_periodic_surrogate_samples_alike_on_both_paths_on_gpu(dtype):
+    length = 4 * math.pi
+    config = fastvp.PICConfig(box_length=length, n_particles=SIZES[0][0], cells=16)
+    torch.manual_seed(0)
+    model = fastvp.Surrogate(config, steps=5, hidden=16, potential="fourier", modes=5)
+    model = model.to(device=DEVICE, dtype=dtype)
+    batch = fastvp.initial_conditions(EXAMPLES, config, seed=3, device=DEVICE, dtype=dtype)
+    q, p = model.sample(0.5, batch, kernels="triton")
+    qt, pt = model.sample(0.5, batch, kernels="torch")
+    assert circle_err(q, qt, length) < TOL[dtype]
+    assert rel_err(p, pt) < TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)

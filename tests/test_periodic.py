@@ -32,16 +32,18 @@ def _q(dtype=torch.float64, b=3, n=64, seed=1):
     return L * torch.rand(b, n, generator=gen, dtype=torch.float64).to(dtype)
 
 
+@pytest.mark.parametrize("hidden", [16, 0], ids=["correction", "quadratic_only"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
-def test_closed_form_potential_and_gradient_match_autograd(dtype, tol):
-    net, q = _net(dtype), _q(dtype)
+def test_closed_form_potential_and_gradient_match_autograd(dtype, tol, hidden):
+    net, q = _net(dtype, hidden=hidden), _q(dtype)
     torch.testing.assert_close(net(q), potential_autograd(net, q), rtol=tol, atol=tol)
     torch.testing.assert_close(net.grad(q), grad_autograd(net, q), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("hidden", [16, 0], ids=["correction", "quadratic_only"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-11), (torch.float32, 5e-4)])
-def test_hand_derived_backward_matches_double_autograd(dtype, tol):
-    net, q = _net(dtype), _q(dtype)
+def test_hand_derived_backward_matches_double_autograd(dtype, tol, hidden):
+    net, q = _net(dtype, hidden=hidden), _q(dtype)
     v = torch.randn(q.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(dtype)
     params = list(net.parameters_of_slopes())
     x1 = q.clone().requires_grad_(True)
@@ -110,6 +112,21 @@ def test_a_problem_model_saves_loads_and_knows_its_problem(tmp_path):
     batch = prob.initial_conditions(2, seed=1)
     torch.testing.assert_close(back.sample(2.0, batch)[0], model.sample(2.0, batch)[0], rtol=0, atol=0)
     assert back.sample(1.0, n_examples=3, seed=0)[0].shape == (3, 256)
+
+
+def test_without_a_correction_the_potential_is_the_quadratic_form_and_saves(tmp_path):
+    net, q = _net(hidden=0), _q()
+    assert net.rho is None and net.offset is None and list(net.parameters_of_slopes()) == [net.quadratic]
+    s = net.spectrum(q)
+    torch.testing.assert_close(net(q), s @ net.coefficients, rtol=1e-13, atol=0)
+    model = fastvp.Surrogate(fastvp.PICConfig(box_length=L, n_particles=64, cells=16), steps=3,
+                             hidden=0, potential="fourier", modes=5).double()
+    model.save(tmp_path / "m")
+    back = fastvp.Surrogate.load(tmp_path / "m")
+    assert back.V_net.rho is None and back.V_net.hidden == 0
+    torch.testing.assert_close(back.V_net.quadratic.double(), model.V_net.quadratic)
+    with pytest.raises(ValueError, match="hidden"):
+        FourierSet(L, modes=3, hidden=-1)
 
 
 def test_train_learns_a_landau_dataset_and_refuses_cold_beams(tmp_path):

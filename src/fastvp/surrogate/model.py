@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import arguments
+from ..backend import use_triton
 from ..config import PICConfig
 from ..initial import initial_conditions
 from ..particles import Batch, Trajectory, as_particles, check_particles, to_tensor
@@ -170,10 +171,24 @@ class Surrogate(ModelFiles, nn.Module):
         if t == 0.0:
             return q, p
         if self.periodic:
-            return leapfrog(q, p, lambda x: periodic.periodic_grad_nograd(x, self.V_net),
-                            self.a[0].detach() ** 2, t / steps, steps, wrap=self.config.box_length)
+            return self._periodic_flow(q, p, t / steps, steps, kernels)
         return integrate(q, p, self.V_net.weights(), self.a[0] ** 2, t / steps, steps,
                          kernels=kernels)
+
+    def _periodic_flow(self, q, p, dt: float, steps: int, kernels=None):
+        """K steps of size dt of a Fourier potential for sampling: the fused Triton kernel
+        (``fastvp.kernels.fourier_leapfrog``) where ``use_triton(q, kernels)`` says so and
+        autograd would not see the flow, else ``leapfrog`` with ``periodic_grad_nograd`` and
+        wrap=L (the reference; it tracks neither a nor the net's parameters either)."""
+        a2 = self.a[0].detach() ** 2
+        box = self.config.box_length
+        tracked = torch.is_grad_enabled() and (q.requires_grad or p.requires_grad)
+        if use_triton(q, kernels) and not tracked:
+            from fastvp.kernels.fourier_leapfrog import fourier_leapfrog
+
+            return fourier_leapfrog(q, p, self.V_net.weights(), a2, dt, steps, box)
+        return leapfrog(q, p, lambda x: periodic.periodic_grad_nograd(x, self.V_net), a2, dt, steps,
+                        wrap=box)
 
     def sample(self, t, batch=None, steps: int | None = None, n_examples: int = 1,
                seed: int | None = None, extrapolate: bool = False, kernels: str | None = None):

@@ -8,6 +8,8 @@ their power spectrum plus a learned correction (docs/physics.md, section 3):
     s_m = |S_m|^2 / N,   u_m = log(1 + s_m),
     V(q) = sum_m c_m s_m + w4 . softplus(W3 u + b3) + b4,  c_m = theta_m / k_m^2.   q: [B, N] -> V: [B]
 
+(hidden H = 0: no correction, V the quadratic form alone).
+
 |S_m| does not change when every particle moves by the same shift, so V is invariant
 under translations (and permutations). In a periodic plasma with a neutralising background
 the field energy is exactly such a quadratic form: W / m = sum_m s_m / k_m^2 for charge
@@ -27,13 +29,14 @@ Cb = -a Bs + 2 sb C / N, Sb = a A + 2 sb Sn / N:
     dq_i = -v_i sum_m a_m k_m (Sn_m sin_im + C_m cos_im) + sum_m k_m (Sb_m cos_im - Cb_m sin_im)
 
 ``FourierSet`` is the module (its parameters: ``quadratic`` c [M], ``rho`` = Linear(M, H)
--> Softplus -> Linear(H, 1)); ``periodic_grad`` the differentiable closed form;
+-> Softplus -> Linear(H, 1), None for H = 0); ``periodic_grad`` the differentiable closed form;
 ``potential_autograd`` / ``grad_autograd`` the references of the tests.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -41,11 +44,29 @@ from torch import nn
 from .. import arguments
 
 
+class FourierWeights(NamedTuple):
+    """What dV/dq of a ``FourierSet`` depends on, detached (``FourierSet.weights()``):
+
+    k [M] the wavenumbers, c [M] = theta / k^2; the correction's W3 [H, M], b3 [H] (rho.0)
+    and w4 [H] (rho.2), all three None for H = 0. The fused sampler's input
+    (``fastvp.kernels.fourier_leapfrog``).
+    """
+
+    k: torch.Tensor
+    c: torch.Tensor
+    W3: torch.Tensor | None
+    b3: torch.Tensor | None
+    w4: torch.Tensor | None
+
+
 class FourierSet(nn.Module):
     """Translation- and permutation-invariant potential of particles in a periodic box.
 
     box_length: L; modes: M (the first M Fourier modes, k_m = 2 pi m / L); hidden: H, the
-    width of the correction.
+    width of the correction (0: none, V is the quadratic form alone; the correction is a
+    function of the whole spectrum, and where a state's spectrum lies outside the training
+    data's, e.g. a quiet start's s ~ 0 after random draws' s ~ 1, it extrapolates: the
+    plasma problems' bundled models use H = 0).
 
     Example::
 
@@ -58,10 +79,10 @@ class FourierSet(nn.Module):
         super().__init__()
         self.box_length = arguments.positive("box_length", box_length)
         self.modes = arguments.integer("modes", modes, 1)
-        self.hidden = arguments.integer("hidden", hidden, 1)
+        self.hidden = arguments.integer("hidden", hidden, 0)
         self.quadratic = nn.Parameter(0.1 * torch.randn(self.modes))
         self.rho = nn.Sequential(nn.Linear(self.modes, self.hidden), nn.Softplus(),
-                                 nn.Linear(self.hidden, 1))
+                                 nn.Linear(self.hidden, 1)) if self.hidden else None
 
     @property
     def wavenumbers(self) -> torch.Tensor:
@@ -75,9 +96,16 @@ class FourierSet(nn.Module):
         return self.quadratic / self.wavenumbers**2
 
     @property
-    def offset(self) -> torch.Tensor:
-        """b4, V's additive constant [1]: the flow and the likelihood do not depend on it."""
-        return self.rho[2].bias
+    def offset(self) -> torch.Tensor | None:
+        """b4, V's additive constant [1] (None without a correction): the flow and the
+        likelihood do not depend on it."""
+        return None if self.rho is None else self.rho[2].bias
+
+    def correction(self, s: torch.Tensor) -> torch.Tensor:
+        """rho(log(1 + s)): [B, M] -> [B] (zeros without a correction)."""
+        if self.rho is None:
+            return s.new_zeros(s.shape[0])
+        return self.rho(torch.log1p(s))[:, 0]
 
     def spectrum(self, q: torch.Tensor) -> torch.Tensor:
         """s_m = |sum_i exp(i k_m q_i)|^2 / N: [B, N] -> [B, M]."""
@@ -87,7 +115,7 @@ class FourierSet(nn.Module):
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         """V(q): [B, N] -> [B]."""
         s = self.spectrum(q)
-        return s @ self.coefficients + self.rho(torch.log1p(s))[:, 0]
+        return s @ self.coefficients + self.correction(s)
 
     def grad(self, q: torch.Tensor) -> torch.Tensor:
         """dV/dq in closed form: [B, N] -> [B, N]; differentiable once (``periodic_grad``)."""
@@ -95,13 +123,25 @@ class FourierSet(nn.Module):
 
     def slopes(self, s: torch.Tensor) -> torch.Tensor:
         """g = dV/ds: [B, M] -> [B, M] (differentiable in s and the parameters)."""
+        if self.rho is None:
+            return self.coefficients.expand_as(s)
         W3, b3, w4 = self.rho[0].weight, self.rho[0].bias, self.rho[2].weight[0]
         h = (torch.sigmoid(torch.log1p(s) @ W3.T + b3) * w4) @ W3
         return self.coefficients + h / (1 + s)
 
     def parameters_of_slopes(self) -> tuple[torch.Tensor, ...]:
         """The parameters g depends on (V's offset b4 is not one)."""
+        if self.rho is None:
+            return (self.quadratic,)
         return (self.quadratic, self.rho[0].weight, self.rho[0].bias, self.rho[2].weight)
+
+    def weights(self) -> FourierWeights:
+        """k, c and the correction's W3, b3, w4 (None for H = 0), detached: ``FourierWeights``."""
+        k, c = self.wavenumbers.detach(), self.coefficients.detach()
+        if self.rho is None:
+            return FourierWeights(k, c, None, None, None)
+        return FourierWeights(k, c, self.rho[0].weight.detach(), self.rho[0].bias.detach(),
+                              self.rho[2].weight[0].detach())
 
 
 def _sums(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,6 +191,7 @@ class _PeriodicGrad(torch.autograd.Function):
             s_ = s.detach().requires_grad_(True)
             g = net.slopes(s_)
             sb, *dparams = torch.autograd.grad(g, (s_, *params), gb, allow_unused=True)
+        sb = torch.zeros_like(s) if sb is None else sb  # no correction: g does not depend on s
         Cb = -a * Bs + (2 / n) * sb * C
         Sb = a * A + (2 / n) * sb * Sn
         ak = a * k
@@ -182,7 +223,8 @@ def potential_autograd(net: FourierSet, q: torch.Tensor) -> torch.Tensor:
     S = torch.exp(1j * q.to(torch.complex128 if q.dtype == torch.float64 else torch.complex64)[:, :, None]
                   * net.wavenumbers).sum(dim=1)
     s = (S.abs() ** 2) / q.shape[1]
-    return s @ (net.quadratic / net.wavenumbers**2) + net.rho(torch.log1p(s))[:, 0]
+    rho = net.rho(torch.log1p(s))[:, 0] if net.rho is not None else 0.0
+    return s @ (net.quadratic / net.wavenumbers**2) + rho
 
 
 def grad_autograd(net: FourierSet, q: torch.Tensor, create_graph: bool = False) -> torch.Tensor:

@@ -67,7 +67,8 @@ class TrainConfig(LoopConfig):
     min_lr_ratio: float = 0.02
     steps: int = field(default=25, metadata={"help": "K, the leapfrog steps of the flow"})
     hidden: int = field(default=256, metadata={
-        "help": "hidden width (Deep Set H; baseline: its MLPs' width, default 80)"})
+        "help": "hidden width (Deep Set H; fourier: its correction's, 0 for none; baseline: its "
+                "MLPs' width, default 80)"})
     curriculum_steps: int | None = field(default=5, metadata={
         "help": "train with this K first (cheaper), then with --steps; 0: no curriculum"})
     curriculum_fraction: float = field(default=0.85, metadata={
@@ -96,8 +97,9 @@ class TrainConfig(LoopConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("steps", "hidden", "val_w1_examples"):
+        for name in ("steps", "val_w1_examples"):
             arguments.integer(name, getattr(self, name), 1)
+        arguments.integer("hidden", self.hidden, 0)
         for name in ("val_examples", "curriculum_steps"):
             arguments.optional(arguments.integer, name, getattr(self, name), 1)
         arguments.number("curriculum_fraction", self.curriculum_fraction, 0, 1)
@@ -285,7 +287,8 @@ def initial_model(config: TrainConfig, pic_config, ds=None) -> Surrogate:
                       potential=potential_of(config, ds), modes=config.modes,
                       problem=problem_record(ds))
     with torch.no_grad():
-        model.V_net.rho[2].weight.mul_(config.init_scale)
+        if model.V_net.rho is not None:
+            model.V_net.rho[2].weight.mul_(config.init_scale)
     return model
 
 
@@ -462,7 +465,8 @@ def _train(ds, config: TrainConfig, out: Path | None, resume: bool, progress: bo
             else prepare_out(out, resume)
     trainer = NHFTrainer(ds, config, device, model)
     trainer.started_from = model is not None
-    with frozen([trainer.model.V_net.offset]):  # V's constant: no loss depends on it
+    offset = trainer.model.V_net.offset
+    with frozen([] if offset is None else [offset]):  # V's constant: no loss depends on it
         best, history, kept = fit(trainer, config, out,
                                   resume and has_checkpoint, progress, parallel, migrate)
     result = trainer.model
