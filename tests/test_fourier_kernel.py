@@ -135,6 +135,23 @@ def test_sample_with_triton_equals_the_torch_path(hidden):
     assert rel_err(traj.q[1], qt) < 1e-10 and rel_err(traj.p[1], pt) < 1e-10
 
 
+def test_pullback_without_gradients_takes_the_kernel_and_matches_torch(monkeypatch):
+    config = fastvp.PICConfig(box_length=L, n_particles=96, cells=16)
+    torch.manual_seed(0)
+    model = fastvp.Surrogate(config, steps=4, hidden=8, potential="fourier", modes=5).double()
+    q, p = make_state(2, 96, torch.float64)
+    with torch.no_grad():
+        monkeypatch.setenv("FASTVP_KERNELS", "torch")
+        qt, pt = model.pullback(q, p, 0.8)
+        monkeypatch.setenv("FASTVP_KERNELS", "triton")
+        qk, pk = model.pullback(q, p, 0.8)
+    assert rel_err(qk, qt) < 1e-10 and rel_err(pk, pt) < 1e-10
+    assert not torch.equal(qk, q)  # it moved, backwards: sampling forward returns
+    back = model.sample(0.8, (qk, pk), kernels="triton")
+    around = torch.remainder(back[0] - q + L / 2, L) - L / 2  # 0 and L are one point
+    assert around.abs().max() < 1e-9 * L and rel_err(back[1], p) < 1e-9
+
+
 def test_empty_batch_returns_empty_tensors():
     net = make_net(0, torch.float64)
     q, p = make_state(2, 8, torch.float64)

@@ -280,11 +280,11 @@ class Surrogate(ModelFiles, nn.Module):
         return leapfrog(q, p, grad, a2, -t / K, K)
 
     def _periodic_pullback(self, q, p, a2, dt: float, K: int, method: str):
-        """``pullback`` of a Fourier potential: positions wrap into [0, L) after each drift."""
+        """``pullback`` of a Fourier potential: positions wrap into [0, L) after each drift
+        (without gradients, the sampler's path: the fused kernel where it runs)."""
         if not torch.is_grad_enabled():
-            def grad(x):
-                return periodic.periodic_grad_nograd(x, self.V_net)
-        elif method == "autograd":
+            return self._periodic_flow(q, p, dt, K)
+        if method == "autograd":
             def grad(x):
                 return periodic.grad_autograd(self.V_net, x, create_graph=True)
         else:
