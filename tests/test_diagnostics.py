@@ -182,6 +182,23 @@ def test_fit_recovers_a_growing_travelling_wave_and_stops_at_saturation():
     assert narrow.gamma == pytest.approx(0.2, rel=1e-3)
 
 
+def test_growth_window_is_the_three_e_folds_before_the_peak_over_e():
+    t = np.arange(0, 60, 0.1)
+    growth = 1e-5 * np.exp(0.2 * t)
+    amp = growth / (1 + growth / 0.1)  # saturates near 0.1
+    diag = _signal(t, amp, -1.0 * t)
+    lo, hi = fastvp.problems.growth_window(diag)
+    assert amp[np.searchsorted(t, hi)] >= amp.max() / np.e > amp[np.searchsorted(t, hi) - 1]
+    assert np.log(amp[np.searchsorted(t, hi)] / amp[np.searchsorted(t, lo)]) == pytest.approx(3, abs=0.03)
+    inside = (t >= lo - 1e-9) & (t <= hi + 1e-9)
+    slope = np.polyfit(t[inside], np.log(amp[inside]), 1)[0]  # 0.18: the saturation bends it
+    assert fit_rate(diag, t_min=lo, t_max=hi).gamma == pytest.approx(slope, rel=1e-9)
+    with pytest.raises(ValueError, match="e-folds"):
+        fastvp.problems.growth_window(diag, e_folds=30)
+    with pytest.raises(ValueError, match="e_folds"):
+        fastvp.problems.growth_window(diag, e_folds=0)
+
+
 def test_fit_rate_of_a_batch_gives_arrays_and_checks_its_input(one_thread):
     prob = fastvp.problems.plasma_oscillation(alpha=[0.01, 0.02], particles=1024, steps=400)
     traj = fastvp.simulate(prob.initial_conditions(quiet=True), prob.config, diagnostics=True)

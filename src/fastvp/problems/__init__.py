@@ -21,7 +21,7 @@ problem's dataset.
 from .base import Parameter, Problem, Rate
 from .bump_on_tail import bump_on_tail
 from .check import check_physics
-from .fit import Fit, FitWarning, fit_rate, fit_window
+from .fit import Fit, FitWarning, fit_rate, fit_window, growth_window
 from .jeans import jeans
 from .landau import landau
 from .paper import paper
@@ -42,6 +42,7 @@ __all__ = [
     "check_physics",
     "fit_rate",
     "fit_window",
+    "growth_window",
     "jeans",
     "landau",
     "paper",

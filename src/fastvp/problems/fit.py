@@ -294,3 +294,32 @@ def fit_window(traj, mode: int = 1, t_min: float | None = None, t_max: float | N
     t, amp, _, floor = _series(traj, mode, example, t_min, t_max)
     lo, hi = _window(t, amp[:, 0], floor[:, 0], t_min, t_max)
     return float(t[lo]), float(t[hi])
+
+
+def growth_window(traj, mode: int = 1, e_folds: float = 3.0, example: int = 0) -> tuple[float, float]:
+    """The window of a growing mode that learned-solver benchmarks fit: the `e_folds`
+    e-folds of |E_mode| before it first comes within a factor e of its largest value,
+
+        t_end = min{t : |E(t)| >= max |E| / e},  t_start = max{t < t_end : |E(t)| <= |E(t_end)| e^-e_folds},
+
+    for ``fit_rate(traj, mode, t_min=t_start, t_max=t_end)``: one convention for PIC and a
+    surrogate's samples alike.
+
+    Raises:
+        ValueError: as ``fit_rate``, for e_folds <= 0, or when the mode does not grow by
+            `e_folds` e-folds before it nears its peak (a larger run or a smaller seed).
+    """
+    number("e_folds", e_folds, low=0.0)
+    if e_folds <= 0:
+        raise ValueError(f"e_folds must be > 0, got {e_folds!r}")
+    t, amp, _, _ = _series(traj, mode, example, None, None)
+    amp = amp[:, 0]
+    end = int(np.flatnonzero(amp >= amp.max() / math.e)[0])
+    below = np.flatnonzero(amp[:end] <= amp[end] * math.exp(-e_folds))
+    if not below.size:
+        grown = math.log(amp[end] / max(amp[:end + 1].min(), np.finfo(float).tiny))
+        raise ValueError(f"mode {mode} of example {example} grows by {grown:.2g} e-folds before it "
+                         f"comes within a factor e of its peak (t = {t[end]:g}), not {e_folds:g}: "
+                         "a smaller seed or a longer run")
+    return float(t[below[-1]]), float(t[end])
+
