@@ -41,15 +41,19 @@ from ..surrogate.model import Surrogate
 from .figures import plot_problem_modes
 
 
-def _rate(diag, example: int, growing: bool = False) -> dict:
-    """The mode-1 rate of one example: a growing mode (theory's gamma > 0) on its
-    ``growth_window`` (3 e-folds before it nears its peak), else on ``fit_rate``'s window."""
-    window = {}
-    if growing:
+def _rate(diag, example: int, growing: bool = False, window: list | None = None) -> dict:
+    """The mode-1 rate of one example on `window` (t_min, t_max) if given, else a growing
+    mode (theory's gamma > 0) on its ``growth_window`` (3 e-folds before it nears its
+    peak), else on ``fit_rate``'s window."""
+    if window is not None:
+        window = dict(zip(("t_min", "t_max"), window))
+    elif growing:
         try:
             window = dict(zip(("t_min", "t_max"), growth_window(diag, 1, example=example)))
         except ValueError:
             window = {}  # too little growth for that window: fit_rate's own, flagged if poor
+    else:
+        window = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
         fit = fit_rate(diag, mode=1, example=example, **window)
@@ -86,7 +90,10 @@ def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 6
         data: a problem dataset folder (``fastvp simulate --problem``) or a Dataset.
         out: the report folder.
         examples: test examples scored (the first ones).
-        times: intermediate times at which the surrogates are sampled (t_j = j T / times).
+        times: about this many intermediate times at which the surrogates are sampled, on
+            PIC's step grid (every round(T / (times dt)) steps, T included); the models'
+            rates are fitted on those times in the window PIC's fit takes there, and compared
+            with PIC's (PIC's own, against theory, on every step).
         quiet: score quiet starts shifted by random offsets (``quiet_examples``: the mode
             stands far above the particle noise, so rates can be fitted); False: the test
             split's own (random) examples.
@@ -128,18 +135,29 @@ def evaluate_problem_models(models, data, out, examples: int = 8, times: int = 6
                "truth_nll": truth, "identity_w1": list(identity), "models": {}}
     if baseline is not None:
         results["baseline"] = _score_baseline(baseline, q0, p0, pic, identity)
-    grid = [T * j / times for j in range(times + 1)]
+    index = _grid_steps(config.steps, T / times / config.dt)
+    grid = [config.dt * i for i in index]
+    pic_on_grid = type(pic.diagnostics)(**{k: v[index] for k, v in pic.diagnostics.as_dict().items()})
+    grid_rates = [_rate(pic_on_grid, i, growing) for i in range(n)]
+    results["pic"]["rates_on_model_times"] = grid_rates
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for spec in models:
         model = spec if isinstance(spec, Surrogate) else Surrogate.load(spec)
         name = spec if isinstance(spec, str) else getattr(model, "name", "model")
         results["models"][str(name)] = _score(model.to(dtype=dtype), q0, p0, pic, f0, grid, config,
-                                              identity, truth, pic_rates, gamma_th, omega_th)
+                                              identity, truth, grid_rates, gamma_th, omega_th)
         _figures(out, str(name), model, q0, p0, pic, grid, config, gamma_th)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     atomic_write_text(out / "report.md", problem_report(results))
     return results
+
+
+def _grid_steps(steps: int, stride: float) -> list[int]:
+    """Step indices 0, s, 2 s, ... and the last, s = round(stride) >= 1."""
+    s = max(1, round(stride))
+    index = list(range(0, steps + 1, s))
+    return index if index[-1] == steps else index + [steps]
 
 
 def _shared(problem, n: int):
@@ -165,7 +183,7 @@ def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic
     seconds = time.perf_counter() - t0
     traj = model.sample(grid, (q0, p0))
     diag = diagnostics_of_states(traj.t, traj.q, traj.p, config)
-    rates = [_rate(diag, i, gamma_th > 0) for i in range(q0.shape[0])]
+    rates = [_rate(diag, i, window=pic_rates[i]["window"]) for i in range(q0.shape[0])]
     with torch.no_grad():
         nll = float(-model.log_prob(pic.q[-1], pic.p[-1], f0, t=config.final_time).mean())
     w1 = (wasserstein_1d(qT, pic.q[-1]).mean().item(), wasserstein_1d(pT, pic.p[-1]).mean().item())
@@ -221,12 +239,13 @@ def problem_report(results: dict) -> str:
              f"Data: `{results['data']}`, {results['examples']} "
              f"{'quiet-start examples (random offsets)' if results.get('quiet') else 'test examples'}, "
              f"T = {results['T']:g}. "
-             f"Theory: gamma = {th['gamma']:.4f}, omega = {th['omega']:.4f}. PIC's own fits: "
+             f"Theory: gamma = {th['gamma']:.4f}, omega = {th['omega']:.4f}. PIC's own fits (every step): "
              f"gamma {pic['gamma_error_pct']:.1f} %, omega {pic['omega_error_pct']:.1f} % from theory "
              f"({pic['seconds']:.2f} s for the examples). Truth NLL {results['truth_nll']:.2f}. "
              + ("Rates of the growing mode over its 3 e-folds before |E_1| comes within a factor e "
-                "of its peak (`growth_window`), for PIC and each model's samples alike."
-                if th["gamma"] > 0 else "Rates on `fit_rate`'s window."), "",
+                "of its peak (`growth_window`), for PIC and each model's samples alike"
+                if th["gamma"] > 0 else "Rates on `fit_rate`'s window")
+             + "; a model's against PIC's fitted on the same sampled times, in PIC's window.", "",
              "| model | W1 q / v at T, % of identity | gamma err vs PIC / theory % | omega err vs PIC / "
              "theory % | NLL gap | a | sample T, s |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in results["models"].items():
