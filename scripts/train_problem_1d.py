@@ -53,7 +53,7 @@ RECIPES = {
         dict(name="two_stream", k=0.5, v0=1.0, vth=0.2, alpha=2e-3, particles=2**13, cells=64,
              dt=0.1, steps=200, save_every=200),
         512,
-        dict(epochs=16, batch_size=4, lr=5e-3, warmup=20, steps=150, hidden=32, modes=16,
+        dict(epochs=16, batch_size=4, lr=5e-3, warmup=20, steps=150, hidden=0, modes=16,
              curriculum_steps=75, curriculum_fraction=0.5, val_examples=32, val_w1_examples=32,
              potential="fourier", dtype=torch.float32, clip=10.0),
     ),
@@ -75,7 +75,8 @@ def random_restarts(data: Path, config: fastvp.TrainConfig, draws: int, examples
                     seed: int = 0) -> tuple[fastvp.Surrogate, dict]:
     """A start found by likelihood: `draws` random models whose quadratic form has one
     shared scale theta_m = u ~ U(0, 2) (the rest torch's seeded initialisation), scored by
-    the NLL of `examples` train examples pulled back with K = config.curriculum_steps;
+    the NLL of `examples` train examples pulled back with K = config.curriculum_steps (or
+    config.steps without a curriculum);
     the best is returned with the record of the search."""
     ds = fastvp.load_dataset(data)
     train = ds.split("train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -196,27 +197,33 @@ def test_evaluate_writes_the_problem_report_with_rates_nll_gap_and_figures(tmp_p
 
 
 def test_bundled_two_stream_1d_grows_like_pic_on_unseen_quiet_starts():
-    """two-stream-1d, sampled at 40 never-supervised times from a shifted quiet start: the
-    growth rate of its |E_1| over the last climb is PIC's on the same particles (within 3 %
-    of theory's rate); its velocities at T are within 20 % of the identity's W1 (measured
-    10.9 % on 8 such starts: the issue's bar of 10 % is missed on quiet starts, whose
-    velocities barely move before saturation; 1.5 % on random draws)."""
+    """two-stream-1d, learned from random draws and their t = T snapshots only, sampled at
+    50 never-supervised times (on PIC's step grid) from a shifted quiet start: the growth
+    rate of |E_1| over the 3 e-folds before it nears its peak (``growth_window``) is PIC's
+    on the same particles and times within 3 % of theory's rate, and its positions and
+    velocities at T are within 10 % of the identity's W1 (measured 2.7 % / 1.2 % on 8 such
+    starts)."""
     from fastvp.evaluation.problem import quiet_examples
     from fastvp.pic.diagnostics import diagnostics_of_states
 
     model = fastvp.Surrogate.load("two-stream-1d").double()
     prob = model.problem
     assert prob.name == "two_stream" and model.training_info["objective"] == "likelihood"
+    assert model.V_net.hidden == 0 and model.training_info["supervised_times"] == [
+        prob.config.final_time]
     q0, p0 = quiet_examples(prob, 1, seed=7)
-    pic = fastvp.simulate((q0, p0), prob.config, diagnostics=True)
-    times = [prob.config.final_time * j / 40 for j in range(41)]
-    traj = model.sample(times, (q0, p0))
-    diag = diagnostics_of_states(traj.t, traj.q, traj.p, prob.config)
-    window = dict(t_min=12.0, t_max=20.0)  # the exponential climb before T
-    with pytest.warns(fastvp.problems.FitWarning):  # short window: flagged, still a rate
-        ours = fastvp.problems.fit_rate(diag, **window)
-    with pytest.warns(fastvp.problems.FitWarning):
-        ref = fastvp.problems.fit_rate(pic, **window)
+    config = prob.config.replace(save_every=4)
+    pic = fastvp.simulate((q0, p0), config, diagnostics=True)
+    traj = model.sample(pic.t.tolist(), (q0, p0))
+    fits = []
+    for t, q, p in ((pic.t, pic.q, pic.p), (traj.t, traj.q, traj.p)):
+        diag = diagnostics_of_states(t, q, p, prob.config)
+        lo, hi = fastvp.problems.growth_window(diag)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastvp.problems.FitWarning)
+            fits.append(fastvp.problems.fit_rate(diag, t_min=lo, t_max=hi))
+    ref, ours = fits
     assert abs(ours.gamma - ref.gamma) < 0.03 * prob.theory().gamma, (ours, ref)
-    identity = fastvp.wasserstein_1d(p0, pic.p[-1])
-    assert (fastvp.wasserstein_1d(traj.p[-1], pic.p[-1]) < 0.2 * identity).all()
+    for x0, x_pic, x_model in ((q0, pic.q[-1], traj.q[-1]), (p0, pic.p[-1], traj.p[-1])):
+        identity = fastvp.wasserstein_1d(x0, x_pic)
+        assert (fastvp.wasserstein_1d(x_model, x_pic) < 0.1 * identity).all()
