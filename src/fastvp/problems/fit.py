@@ -69,8 +69,7 @@ class Fit(Rate):
     batch.
 
     r2: R^2 of the straight line in log |E_m| (for a standing wave: of the maxima about
-    the fitted envelope A exp(gamma t)); residual: rms deviation from it (in log);
-    points: steps in the window;
+    the fitted envelope A exp(gamma t)); residual: rms deviation from it (in log); points: steps in the window;
     window: (t_start, t_end) ([B, 2] for a batch); noise_floor: the mode's particle-noise
     floor where it is weakest in the window (module docstring); reliable: True or False;
     reason: why not ("" when reliable).
