@@ -5,9 +5,9 @@ The model is the field amplitude of one mode, |E_m(t)| ~ exp(gamma t), from the
 diagnostics that ``simulate(..., diagnostics=True)`` records at every step:
 
 * a standing wave (two counter-propagating waves of one |omega|, as a density ripple of a
-  symmetric plasma makes) has E_m ~ A exp(gamma t) cos(omega t + phi) e^(i phi_0): gamma
-  and omega are least-squares fitted to that signed amplitude over every step of the
-  window, started from the maxima (pi / omega apart, on exp(gamma t));
+  symmetric plasma makes) has |E_m| ~ exp(gamma t) |cos(omega t + phi)|: its maxima are
+  pi / omega apart and lie on exp(gamma t), so gamma is the slope of log(maximum) against
+  time and omega = pi / (spacing of the maxima);
 * otherwise (one wave dominates, or a purely growing mode) gamma is the slope of
   log |E_m| and omega = -d(phase)/dt, the wave being cos(k x + phase) = cos(k x - omega t).
 
@@ -15,13 +15,7 @@ The noise floor of mode m at time t is what the particles' sampling noise puts i
 modes the perturbation does not drive, rescaled to mode m (the density noise is flat in
 m, the field is the density over i k_m):
 
-    floor_m(t) = sqrt(mean_{m' != m, m' >= 1} (m' |E_m'(t)| / m)^2),
-
-and for a damped or steady mode at most its own scatter: the rms deviation of its signed
-amplitude from A exp(gamma t) cos(omega t + phi) least-squares fitted over the damping
-stage. Both bound the noise from above (the other modes also hold the perturbation's
-harmonics, and a quiet start's noise is not flat in m; the scatter also holds what the
-model misses), so the smaller is the tighter.
+    floor_m(t) = sqrt(mean_{m' != m, m' >= 1} (m' |E_m'(t)| / m)^2).
 
 The window is the linear stage: for a growing mode, the last climb from a quarter of the
 way (in log) from its starting amplitude to its largest, to a quarter of the way below
@@ -40,7 +34,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.optimize import least_squares
 
 from ..arguments import integer, number
 from .base import Rate
@@ -68,8 +61,8 @@ class Fit(Rate):
     fit's quality as attributes: floats for one example, [B] arrays (reason: a list) for a
     batch.
 
-    r2: R^2 of the straight line in log |E_m| (for a standing wave: of the maxima about
-    the fitted envelope A exp(gamma t)); residual: rms deviation from it (in log); points: steps in the window;
+    r2: R^2 of the straight line in log |E_m| (of the maxima for a standing wave);
+    residual: rms deviation from that line (in log); points: steps in the window;
     window: (t_start, t_end) ([B, 2] for a batch); noise_floor: the mode's particle-noise
     floor where it is weakest in the window (module docstring); reliable: True or False;
     reason: why not ("" when reliable).
@@ -160,47 +153,9 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
     return float(slope), float(icept), r2, float(np.sqrt(np.mean(res ** 2)))
 
 
-def _cosine_fit(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, lo: int, hi: int):
-    """A exp(gamma t) cos(omega t + phi) least-squares fitted to the signed amplitude on
-    [lo, hi]: (gamma, |omega|, log A, rms deviation in |E| units), or None with fewer
-    than three maxima there or a fitted omega 20 % off the maxima's.
-
-    The signed amplitude projects E_m(t) = |E_m| exp(i phi_m) on its dominant direction (a
-    standing wave's phase only flips by pi); the model is linear in A cos(phi), A sin(phi),
-    so only gamma and omega are searched, from the maxima's line and spacing.
-    """
-    ts, a, ph = t[lo:hi + 1], amp[lo:hi + 1], phase[lo:hi + 1]
-    peaks = _peaks(_log(a))
-    if peaks.size < 3:
-        return None
-    ref = 0.5 * np.angle(np.sum(a * a * np.exp(2j * ph)))
-    signal = a * np.cos(ph - ref)
-    tp, yp = _refine(ts, _log(a), peaks)
-    start = (np.polyfit(tp, yp, 1)[0], math.pi / np.polyfit(np.arange(tp.size), tp, 1)[0])
-
-    def solve(x):
-        basis = np.exp(x[0] * ts)[:, None] * np.stack([np.cos(x[1] * ts), np.sin(x[1] * ts)], 1)
-        coef = np.linalg.lstsq(basis, signal, rcond=None)[0]
-        return basis @ coef - signal, coef
-
-    best = least_squares(lambda x: solve(x)[0], start, x_scale=0.05)
-    if abs(abs(best.x[1]) / start[1] - 1) > 0.2:
-        return None  # not the maxima's wave (e.g. phases that do not flip at the zeros)
-    coef = solve(best.x)[1]
-    log_a = math.log(max(math.hypot(*coef), np.finfo(float).tiny))
-    return (float(best.x[0]), abs(float(best.x[1])), log_a,
-            float(np.sqrt(np.mean(best.fun ** 2))))
-
-
 def _fit_one(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, floor: np.ndarray,
              t_min, t_max, mode: int) -> Fit:
     """The Fit of one example: t, amp, phase, floor [S_all]."""
-    lo, hi = _window(t, amp, np.zeros_like(floor), t_min, t_max)
-    if amp[int(np.argmax(amp))] <= GROWTH_FACTOR * amp[0] and hi - lo >= 2:
-        # a damped or steady mode: its scatter about the fit bounds its noise too
-        first = _cosine_fit(t, amp, phase, lo, hi)
-        if first is not None:
-            floor = np.minimum(floor, first[3])
     lo, hi = _window(t, amp, floor, t_min, t_max)
     if hi - lo < 2:
         raise ValueError(f"the fit window [{t[lo]:g}, {t[min(hi, t.size - 1)]:g}] holds fewer than "
@@ -213,19 +168,9 @@ def _fit_one(t: np.ndarray, amp: np.ndarray, phase: np.ndarray, floor: np.ndarra
         troughs = np.array([amp[p:q].min() for p, q in zip(peaks[:-1], peaks[1:])])
         standing = np.median(troughs / np.minimum(amp[peaks[:-1]], amp[peaks[1:]])) < STANDING_DEPTH
     if standing:
-        # A exp(gamma t) cos(omega t + phi) through every step of the window; its quality:
-        # how far the maxima lie from the envelope A exp(gamma t), in log
         tp, yp = _refine(t, logy, peaks)
-        fitted = _cosine_fit(t, amp, phase, lo, hi)
-        if fitted is None:  # the maxima's line and spacing
-            gamma, icept, r2, residual = _line(tp, yp)
-            omega = math.pi / np.polyfit(np.arange(tp.size), tp, 1)[0]
-        else:
-            gamma, omega, icept, _ = fitted
-            res = yp - (gamma * tp + icept)
-            residual = float(np.sqrt(np.mean(res ** 2)))
-            spread = float(np.sum((yp - yp.mean()) ** 2))
-            r2 = 1.0 - float(np.sum(res ** 2)) / spread if spread > 0 else math.nan
+        gamma, icept, r2, residual = _line(tp, yp)
+        omega = math.pi / np.polyfit(np.arange(tp.size), tp, 1)[0]
     else:
         ts = t[lo:hi + 1]
         gamma, icept, r2, residual = _line(ts, logy[lo:hi + 1])
