@@ -66,7 +66,7 @@ class FourierSet(nn.Module):
     width of the correction (0: none, V is the quadratic form alone; the correction is a
     function of the whole spectrum, and where a state's spectrum lies outside the training
     data's, e.g. a quiet start's s ~ 0 after random draws' s ~ 1, it extrapolates: the
-    plasma problems' bundled models use H = 0).
+    bundled two-stream-1d uses H = 0).
 
     Example::
 
