@@ -352,16 +352,26 @@ def check_weights(weights, dtype, device) -> tuple[torch.Tensor, ...]:
     shapes = {"w1": (w1, (hidden,)), "b1": (b1, (hidden,)), "W2": (W2, (hidden, hidden)),
               "b2": (b2, (hidden,)), "W3": (W3, (hidden, hidden)), "b3": (b3, (hidden,)),
               "w4": (w4, (hidden,))}
+    return tuple(check_tensors(shapes, dtype, device, "hidden from w1 [H]", ok=hidden >= 1))
+
+
+def check_tensors(shapes: dict, dtype, device, sizes: str, ok: bool = True) -> list[torch.Tensor]:
+    """{name: (tensor, shape)} checked for shape (`sizes` says where the sizes come from;
+    ok False fails every one), dtype and device like q: the tensors detached and contiguous.
+
+    Raises:
+        ValueError: naming the first bad tensor.
+    """
     out = []
     for name, (t, shape) in shapes.items():
-        if hidden < 1 or tuple(t.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} (hidden from w1 [H]), got "
-                             f"{tuple(t.shape)}")
+        if not isinstance(t, torch.Tensor) or not ok or tuple(t.shape) != shape:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a tensor of shape {shape} ({sizes}), got {got}")
         if t.dtype != dtype or t.device != device:
             raise ValueError(f"{name} must be {dtype} on {device} like q, got {t.dtype} on "
                              f"{t.device}")
         out.append(t.detach().contiguous())
-    return tuple(out)
+    return out
 
 
 def check_state(q: torch.Tensor, p: torch.Tensor) -> None:

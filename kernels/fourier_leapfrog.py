@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 
 from .aot_spec import AotSpec, signature_of
-from .deepset_common import check_state
+from .deepset_common import check_state, check_tensors
 
 
 @triton.jit
@@ -172,16 +172,7 @@ def check_fourier_weights(weights, dtype: torch.dtype, device: torch.device) -> 
     shapes = {"k": (k, (modes,)), "c": (c, (modes,))}
     if W3 is not None:
         shapes.update(W3=(W3, (hidden, modes)), b3=(b3, (hidden,)), w4=(w4, (hidden,)))
-    out = []
-    for name, (t, shape) in shapes.items():
-        if not isinstance(t, torch.Tensor) or modes < 1 or tuple(t.shape) != shape:
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a tensor of shape {shape} (M from k [M], H from "
-                             f"W3 [H, M]), got {got}")
-        if t.dtype != dtype or t.device != device:
-            raise ValueError(f"{name} must be {dtype} on {device} like q, got {t.dtype} on "
-                             f"{t.device}")
-        out.append(t.detach().contiguous())
+    out = check_tensors(shapes, dtype, device, "M from k [M], H from W3 [H, M]", ok=modes >= 1)
     return tuple(out) if W3 is not None else (*out, None, None, None)
 
 
