@@ -175,7 +175,7 @@ def _rate_error(rates: list[dict], gamma: float, omega: float, key: str) -> floa
     return float(np.mean([abs(r[key] - ref) for r in rates]) / scale * 100)
 
 
-def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic_rates,
+def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic_grid_rates,
            gamma_th: float, omega_th: float) -> dict:
     """One model's figures of merit on the examples (see the module docstring)."""
     t0 = time.perf_counter()
@@ -183,7 +183,7 @@ def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic
     seconds = time.perf_counter() - t0
     traj = model.sample(grid, (q0, p0))
     diag = diagnostics_of_states(traj.t, traj.q, traj.p, config)
-    rates = [_rate(diag, i, window=pic_rates[i]["window"]) for i in range(q0.shape[0])]
+    rates = [_rate(diag, i, window=pic_grid_rates[i]["window"]) for i in range(q0.shape[0])]
     with torch.no_grad():
         nll = float(-model.log_prob(pic.q[-1], pic.p[-1], f0, t=config.final_time).mean())
     w1 = (wasserstein_1d(qT, pic.q[-1]).mean().item(), wasserstein_1d(pT, pic.p[-1]).mean().item())
@@ -192,8 +192,8 @@ def _score(model: Surrogate, q0, p0, pic, f0, grid, config, identity, truth, pic
         "rates": rates,
         "gamma_error_vs_theory_pct": _rate_error(rates, gamma_th, omega_th, "gamma"),
         "omega_error_vs_theory_pct": _rate_error(rates, gamma_th, omega_th, "omega"),
-        "gamma_error_vs_pic_pct": _errors(rates, pic_rates, abs(gamma_th) or 1.0, "gamma"),
-        "omega_error_vs_pic_pct": _errors(rates, pic_rates, abs(omega_th) or 1.0, "omega"),
+        "gamma_error_vs_pic_pct": _errors(rates, pic_grid_rates, abs(gamma_th) or 1.0, "gamma"),
+        "omega_error_vs_pic_pct": _errors(rates, pic_grid_rates, abs(omega_th) or 1.0, "omega"),
         "nll": nll, "nll_gap": nll - truth, "a": model.a.item(), "sample_seconds": seconds,
         "training": getattr(model, "training_info", None),
     }
